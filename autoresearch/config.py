@@ -1,0 +1,107 @@
+"""autoresearch.toml: one pydantic model, overridden by AUTORESEARCH_<KEY> and CLI flags.
+
+The defaults ARE karpathy/autoresearch, so a plain clone of it needs no file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from autoresearch.errors import UserError
+
+CONFIG_FILE = "autoresearch.toml"
+ENV_PREFIX = "AUTORESEARCH_"
+
+
+class ExperimentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    editable: list[str] = Field(default_factory=lambda: ["train.py"], min_length=1)
+    readonly: list[str] = Field(default_factory=lambda: ["prepare.py"])
+    command: str = Field("uv run train.py", min_length=1)  # {python} expands to our interpreter
+    metric: str = Field("val_bpb", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    direction: Literal["minimize", "maximize"] = "minimize"
+    memory_metric: str = Field("peak_vram_mb", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    timeout_seconds: float = Field(600, gt=0)
+    program: str = "program.md"
+    data_check: str = "~/.cache/autoresearch"  # must exist and be non-empty before the loop starts
+    prepare_command: str = "uv run prepare.py"  # named in the "data not prepared" message
+    big_gain: float = Field(0.005, ge=0)
+    small_gain: float = Field(0.001, ge=0)
+    major_lines: int = Field(20, ge=1)
+    noise_repeats: int = Field(0, ge=0)
+    seed: int = 0
+
+    @field_validator("editable", "readonly")
+    @classmethod
+    def _relative_paths(cls, paths: list[str]) -> list[str]:
+        for path in paths:
+            if Path(path).is_absolute() or ".." in Path(path).parts:
+                raise ValueError(f"{path!r} must be a path inside the repo")
+        return paths
+
+    def data_path(self) -> Path:
+        return Path(expand(self.data_check))
+
+    def command_line(self, python: str) -> str:
+        return self.command.replace("{python}", python)
+
+
+_DEFAULT_VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+def expand(text: str) -> str:
+    """Expand ${VAR}, ${VAR:-default}, $VAR and ~ the way a shell would."""
+    text = _DEFAULT_VAR.sub(lambda m: os.environ.get(m[1]) or (m[2] or ""), text)
+    return os.path.expanduser(os.path.expandvars(text))
+
+
+def load_config(
+    repo: Path, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> ExperimentConfig:
+    """File, then AUTORESEARCH_<KEY> variables, then explicit overrides (CLI flags)."""
+    values: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    path = repo / CONFIG_FILE
+    if path.exists():
+        try:
+            values.update(tomllib.loads(path.read_text()))
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"{path}: not valid TOML ({exc}); fix the file") from None
+        source.update({key: f"{path}" for key in values})
+    environ = os.environ if environ is None else environ
+    for key, field in ExperimentConfig.model_fields.items():
+        raw = environ.get(ENV_PREFIX + key.upper())
+        if raw is not None:
+            values[key] = _parse_env(raw, is_list=field.annotation == list[str])
+            source[key] = f"environment variable {ENV_PREFIX}{key.upper()}"
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = value
+            source[key] = "command line"
+    try:
+        return ExperimentConfig(**values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0]) if error["loc"] else "?"
+        where = source.get(key, str(path))
+        if error["type"] == "extra_forbidden":
+            known = ", ".join(ExperimentConfig.model_fields)
+            raise UserError(f"{where}: unknown key {key!r}; known keys: {known}") from None
+        raise UserError(f"{where}: invalid value for {key!r}: {error['msg']}") from None
+
+
+def _parse_env(raw: str, is_list: bool) -> Any:
+    if is_list:
+        raw = raw.strip()
+        if raw.startswith("["):
+            return json.loads(raw)
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    return raw

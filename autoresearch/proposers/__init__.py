@@ -1,0 +1,5 @@
+"""Proposers: where the next idea comes from."""
+
+from autoresearch.proposers.base import Proposer, ProposerExhausted, available, get_proposer, register
+
+__all__ = ["Proposer", "ProposerExhausted", "available", "get_proposer", "register"]

@@ -1,0 +1,91 @@
+"""One experiment: hypothesize -> edit -> commit -> train -> extract -> evaluate -> log -> keep_or_reset."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.client.orchestration import get_client
+from prefect.runtime import flow_run
+from pydantic import BaseModel
+
+from autoresearch.models import Decision, LedgerRow, Proposal
+from autoresearch.tasks.commit import commit
+from autoresearch.tasks.edit import edit
+from autoresearch.tasks.evaluate import evaluate
+from autoresearch.tasks.extract import extract
+from autoresearch.tasks.hypothesize import hypothesize
+from autoresearch.tasks.keep_or_reset import keep_or_reset
+from autoresearch.tasks.log import log
+from autoresearch.tasks.spec import IterationSpec
+from autoresearch.tasks.train import train
+
+
+class IterationOutcome(BaseModel):
+    iteration: int
+    row: LedgerRow
+    reason: str
+    baseline_commit: str  # after this iteration: the commit the next one starts from
+    baseline_value: float | None
+    training_seconds: float = 0.0
+
+
+def run_name(spec: IterationSpec, description: str | None = None) -> str:
+    name = f"{spec.tag} · iter {spec.iteration:04d}"
+    return f"{name} · {description}" if description else name
+
+
+def _name_from_parameters() -> str:
+    spec = flow_run.parameters["spec"]
+    return run_name(spec if isinstance(spec, IterationSpec) else IterationSpec.model_validate(spec))
+
+
+@flow(name="experiment-iteration", flow_run_name=_name_from_parameters, persist_result=True)
+def experiment_iteration(spec: IterationSpec) -> IterationOutcome:
+    logger = get_run_logger()
+    proposal = hypothesize(spec)
+    _rename(run_name(spec, proposal.description), tags=[spec.tag, spec.proposer])
+    edited = edit(spec, proposal)
+    experiment = commit(spec, proposal, edited)
+    result = metrics = None
+    if edited.refused is None:
+        result = train(spec, experiment)
+        metrics = extract(spec, result)
+    verdict = evaluate(spec, experiment, edited.refused, result, metrics)
+    row = log(spec, experiment, proposal.description, verdict, metrics)
+    new_baseline = keep_or_reset(spec, experiment, verdict)
+    kept = verdict.status == "keep"
+    _report(spec, proposal, experiment, verdict, row, metrics.tail if metrics and verdict.status == "crash" else None)
+    logger.info("%s %s %.6f %s: %s", row.commit, proposal.description, row.value, row.status, verdict.reason)
+    _rename(None, tags=[spec.tag, spec.proposer, row.status])
+    return IterationOutcome(
+        iteration=spec.iteration,
+        row=row,
+        reason=verdict.reason,
+        baseline_commit=new_baseline,
+        baseline_value=row.value if kept else spec.baseline_value,
+        training_seconds=result.seconds if result else 0.0,
+    )
+
+
+def _rename(name: str | None, tags: list[str]) -> None:
+    """Flow run names and tags that read like results.tsv in the UI list."""
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(flow_run.id, name=name, tags=tags)
+
+
+def _report(spec: IterationSpec, proposal: Proposal, experiment: str, verdict: Decision, row: LedgerRow, tail: str | None) -> None:
+    ws = spec.workspace()
+    diff = "" if spec.is_baseline else ws.git.diff(spec.baseline_commit, experiment, ws.config.editable)
+    baseline = "—" if spec.baseline_value is None else f"{spec.baseline_value:.6f}"
+    parts = [
+        f"## {run_name(spec, proposal.description)}",
+        f"**Decision: {row.status}** — {verdict.reason}",
+        f"| commit | {ws.config.metric} | baseline | memory_gb |\n|---|---|---|---|\n"
+        f"| `{row.commit}` | {row.value:.6f} | {baseline} | {row.memory_gb:.1f} |",
+        f"**Hypothesis:** {proposal.rationale or proposal.description}",
+    ]
+    if diff:
+        parts.append(f"```diff\n{diff}\n```")
+    if tail:
+        parts.append(f"run.log tail (untrusted output):\n```text\n{tail}\n```")
+    create_markdown_artifact("\n\n".join(parts), description=f"iteration {spec.iteration}: {row.description}")

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from prefect import task
+
+from autoresearch.edits import EditResult
+from autoresearch.gitops import TRAILER_ITERATION, TRAILER_TAG
+from autoresearch.models import Proposal
+from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
+
+
+@task(name="commit", persist_result=True, cache_key_fn=iteration_cache_key)
+def commit(spec: IterationSpec, proposal: Proposal, edited: EditResult) -> str:
+    """`experiment: <description>` with the editable files only; the branch advances to it unless refused.
+
+    Idempotent: an earlier attempt of this iteration that already committed is found and returned.
+    Every experiment commit stays reachable under refs/autoresearch/<tag>/<commit>.
+    """
+    if spec.resume_commit:
+        return spec.resume_commit
+    if spec.is_baseline:
+        return spec.baseline_commit
+    ws = spec.workspace()
+    tip = ws.git.resolve(ws.branch)
+    if tip != spec.baseline_commit and _is_this_iteration(spec, tip):
+        return tip
+    message = f"experiment: {proposal.description}\n\n{TRAILER_TAG}: {spec.tag}\n{TRAILER_ITERATION}: {spec.iteration}\n"
+    sha = ws.git.commit_tree(spec.baseline_commit, edited.files, message)
+    ws.git.keep_reachable(ws.experiment_ref(sha), sha)
+    if edited.refused is None:
+        ws.move_branch(sha, expected_tip=spec.baseline_commit)
+    return sha
+
+
+def _is_this_iteration(spec: IterationSpec, commit: str) -> bool:
+    ws = spec.workspace()
+    trailers = ws.git.trailers(commit)
+    return (
+        ws.git.parent(commit) == spec.baseline_commit
+        and trailers.get(TRAILER_TAG) == spec.tag
+        and trailers.get(TRAILER_ITERATION) == str(spec.iteration)
+    )

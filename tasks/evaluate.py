@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from prefect import task
+
+from autoresearch import decision
+from autoresearch.models import Decision, Metrics, TrainResult
+from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
+
+
+@task(name="evaluate", persist_result=True, cache_key_fn=iteration_cache_key)
+def evaluate(
+    spec: IterationSpec, commit: str, refused: str | None, result: TrainResult | None, metrics: Metrics | None
+) -> Decision:
+    """crash / better / equal / worse, then the simplicity criterion, with a one-line reason."""
+    if refused:
+        return decision.crash(f"edit refused: {refused}")
+    assert result is not None and metrics is not None
+    config = spec.workspace().config
+    reason = decision.crash_reason(
+        exit_code=result.exit_code,
+        timed_out=result.timed_out,
+        timeout=config.timeout_seconds,
+        failed=metrics.failed,
+        value=metrics.value,
+        metric=config.metric,
+    )
+    if reason:
+        return decision.crash(reason)
+    value = round(metrics.value, 6)
+    if spec.is_baseline:
+        return decision.baseline(value)
+    complexity = spec.workspace().git.complexity(spec.baseline_commit, commit, config.editable)
+    return decision.decide(
+        new=value,
+        baseline=spec.baseline_value,
+        complexity=complexity,
+        direction=config.direction,
+        big_gain=config.big_gain,
+        small_gain=config.small_gain,
+        major_lines=config.major_lines,
+    )

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from prefect import task
+
+from autoresearch.models import Decision
+from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
+
+
+@task(name="keep_or_reset", persist_result=True, cache_key_fn=iteration_cache_key)
+def keep_or_reset(spec: IterationSpec, commit: str, verdict: Decision) -> str:
+    """Keep: the branch stays at (or moves to) the commit. Otherwise: back to the baseline. Returns the new baseline."""
+    ws = spec.workspace()
+    target = commit if verdict.status == "keep" else spec.baseline_commit
+    ws.move_branch(target)
+    return target

@@ -1,0 +1,51 @@
+"""What every task of one iteration needs to know, and the cache key that makes re-runs skip done work."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+from prefect.context import TaskRunContext
+from prefect.utilities.hashing import hash_objects
+from pydantic import BaseModel
+
+from autoresearch.workspace import Workspace
+
+
+class IterationSpec(BaseModel):
+    repo: str
+    tag: str
+    loop_id: str
+    iteration: int
+    baseline_commit: str
+    baseline_value: float | None = None  # None: this iteration is the baseline run
+    proposer: str = "mutate"
+    time_budget: int | None = None
+    overrides: dict[str, Any] = {}
+    resume_commit: str | None = None  # an experiment committed by an earlier, interrupted attempt
+    slot: int = 0
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.baseline_value is None
+
+    def workspace(self) -> Workspace:
+        return _workspace(self.repo, self.tag, json.dumps(self.overrides, sort_keys=True))
+
+
+@lru_cache(maxsize=8)
+def _workspace(repo: str, tag: str, overrides: str) -> Workspace:
+    return Workspace(repo, tag, json.loads(overrides))
+
+
+def iteration_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Stable across attempts of the same iteration: loop, tag, iteration, baseline and the task's inputs.
+
+    `resume_commit` is left out on purpose, so a resumed iteration finds what its first attempt persisted.
+    """
+    spec: IterationSpec = parameters["spec"]
+    identity = spec.model_dump(include={"repo", "loop_id", "proposer"})
+    inputs = {k: v.model_dump(mode="json") if isinstance(v, BaseModel) else v for k, v in parameters.items() if k != "spec"}
+    digest = hash_objects(identity, inputs, context.task.name)
+    return f"{spec.tag}-{spec.iteration:04d}-{spec.baseline_commit[:12]}-{context.task.name}-{digest}"

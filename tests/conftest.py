@@ -1,0 +1,144 @@
+"""Test session: a real `prefect server` (SQLite, free loopback port) for every test, started and stopped here.
+
+The environment is set at import, before any test module imports prefect, so in-process flows and the
+CLI subprocesses that tests start all talk to the same server and keep results in the same PREFECT_HOME.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="autoresearch-tests-"))
+PORT = _free_port()
+os.environ.update(
+    {
+        "PREFECT_HOME": str(SESSION_DIR / "prefect"),
+        "PREFECT_API_URL": f"http://127.0.0.1:{PORT}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "AUTORESEARCH_CACHE": str(SESSION_DIR / "tiny-cache"),
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+    }
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_server():
+    log = open(SESSION_DIR / "server.log", "wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(PORT)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/api/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"prefect server did not start; see {SESSION_DIR / 'server.log'}")
+        time.sleep(0.3)
+    yield os.environ["PREFECT_API_URL"]
+    server.terminate()
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    log.close()
+
+
+# --- a fast, real experiment: train.py is a real subprocess whose metric depends on its constants -------
+
+FAST_TRAIN = textwrap.dedent(
+    '''\
+    """A stand-in for training: the metric is a smooth function of the constants (best at LR 0.1, DEPTH 6)."""
+    import math
+    import os
+    import time
+
+    LEARNING_RATE = 0.04  # learning rate
+    DEPTH = 4  # layers
+    WARMUP_RATIO = 0.1
+
+    mode = os.environ.get("FAKE_MODE", "")
+    if os.environ.get("FAKE_TAMPER"):  # a misbehaving experiment that writes to the read-only file
+        with open(os.environ["FAKE_TAMPER"], "a") as handle:
+            handle.write("# tampered\n")
+    time.sleep(float(os.environ.get("FAKE_TRAIN_SECONDS", "0")))
+    val = 1.0 + abs(math.log(LEARNING_RATE / 0.1)) * 0.1 + abs(DEPTH - 6) * 0.01 + WARMUP_RATIO * 0.01
+    print("step 00001 (100.0%) | loss: 1.0")
+    if mode == "exit":
+        raise SystemExit(3)
+    if mode == "fail":
+        print("FAIL")
+        raise SystemExit(0)
+    print("---")
+    if mode == "nan":
+        val = float("nan")
+    if mode != "nometric":
+        print(f"val_bpb:          {val:.6f}")
+    print(f"peak_vram_mb:     {1024.0 * DEPTH:.1f}")
+    '''
+)
+
+
+def make_repo(path: Path, train: str = FAST_TRAIN, config: str | None = None, data: Path | None = None) -> Path:
+    """A committed experiment repo with train.py, prepare.py and autoresearch.toml."""
+    data = data or path.parent / f"{path.name}-data"
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "prepared").write_text("ok")
+    path.mkdir(parents=True)
+    (path / "train.py").write_text(train)
+    (path / "prepare.py").write_text("MAX_SEQ_LEN = 64  # read-only\n")
+    (path / "autoresearch.toml").write_text(
+        config if config is not None else f'command = "{{python}} train.py"\ndata_check = "{data}"\ntimeout_seconds = 60\n'
+    )
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", ".")
+    git(path, "commit", "-q", "-m", "experiment")
+    return path
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the real `autoresearch` CLI in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "autoresearch.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "exp")
