@@ -12,6 +12,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Optional
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -158,22 +159,20 @@ def main() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")  # the UI shows tasks
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background (SIG_IGN)
     try:
         app(standalone_mode=False)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted: the branch is at the last keep; run the same command again to resume", file=sys.stderr)
-        sys.exit(130)
-    except (typer.Exit, SystemExit) as exc:
-        sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except click.ClickException as exc:  # usage errors
+        exc.show()
+        sys.exit(exc.exit_code)
+    except BaseException as exc:
+        # Ctrl-C arrives as click's Abort or KeyboardInterrupt; SIGTERM during a flow as Prefect's TerminationSignal.
+        if isinstance(exc, (KeyboardInterrupt, click.exceptions.Abort)) or type(exc).__name__ == "TerminationSignal":
+            print("interrupted: the branch is at the last keep; run the same command again to resume", file=sys.stderr)
+            sys.exit(130)
         raise
 
 

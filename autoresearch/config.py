@@ -72,16 +72,19 @@ def load_config(
     path = repo / CONFIG_FILE
     if path.exists():
         try:
-            values.update(tomllib.loads(path.read_text()))
-        except tomllib.TOMLDecodeError as exc:
+            values.update(tomllib.loads(path.read_bytes().decode("utf-8")))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise UserError(f"{path}: not valid TOML ({exc}); fix the file") from None
         source.update({key: f"{path}" for key in values})
     environ = os.environ if environ is None else environ
     for key, field in ExperimentConfig.model_fields.items():
         raw = environ.get(ENV_PREFIX + key.upper())
         if raw is not None:
-            values[key] = _parse_env(raw, is_list=field.annotation == list[str])
             source[key] = f"environment variable {ENV_PREFIX}{key.upper()}"
+            try:
+                values[key] = _parse_env(raw, is_list=field.annotation == list[str])
+            except ValueError:
+                raise UserError(f"{source[key]}: invalid value for {key!r}: expected a JSON list or comma-separated paths") from None
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = value

@@ -33,8 +33,9 @@ def apply_edits(originals: dict[str, str], edits: list[FileEdit]) -> EditResult:
         if path.endswith(".py"):
             try:
                 compile(source, path, "exec")
-            except SyntaxError as exc:
-                return EditResult(files=changed, refused=f"{path} does not compile: line {exc.lineno}: {exc.msg}")
+            except (SyntaxError, ValueError) as exc:
+                where = f"line {exc.lineno}: " if getattr(exc, "lineno", None) else ""
+                return EditResult(files=changed, refused=f"{path} does not compile: {where}{getattr(exc, 'msg', exc)}")
     return EditResult(files=changed)
 
 

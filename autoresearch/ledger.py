@@ -92,7 +92,10 @@ def repair_torn_tail(path: Path, metric: str) -> str | None:
     if not data or data.endswith(b"\n"):
         return None
     head, _, tail = data.rpartition(b"\n")
-    text = tail.decode("utf-8", errors="replace")
+    try:
+        text = tail.decode("utf-8")
+    except UnicodeDecodeError:  # cut inside a character: certainly torn
+        text = ""
     if not head:  # the header itself is torn
         if header(metric).startswith(text):
             _rewrite(path, (header(metric) + "\n").encode())
@@ -101,6 +104,7 @@ def repair_torn_tail(path: Path, metric: str) -> str | None:
     try:
         parse_row(text, "torn line")
     except UserError:
+        text = tail.decode("utf-8", errors="replace")
         with open(path.with_name(path.name + ".torn"), "ab") as handle:
             handle.write(tail + b"\n")
             _sync(handle)

@@ -47,8 +47,9 @@ def research_loop(
             logger.info(note)
         try:
             outcome_count, stopped = _iterate(ws, plan, iterations, proposer, time_budget)
-        except KeyboardInterrupt:
-            reset_to_last_keep(ws)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # Ctrl-C, or SIGTERM (Prefect raises TerminationSignal)
+                reset_to_last_keep(ws)
             raise
     rows = ledger.read(ws.ledger_path, ws.config.metric)
     best = ledger.last_keep(rows)

@@ -15,7 +15,7 @@ def log(spec: IterationSpec, commit: str, description: str, verdict: Decision, m
     crashed = verdict.status == "crash"
     row = LedgerRow(
         commit=commit[:7],
-        value=0.0 if crashed or metrics is None else metrics.value,
+        value=0.0 if crashed or metrics is None else round(metrics.value, 6),
         memory_gb=0.0 if crashed or metrics is None else (metrics.memory_mb or 0.0) / 1024,
         status=verdict.status,
         description=description,
