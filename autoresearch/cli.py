@@ -141,8 +141,9 @@ def _configure_prefect() -> None:
     """Offline-friendly defaults, and user errors raised inside flows logged without a traceback."""
     import prefect  # noqa: F401  (configures logging)
 
-    for handler in logging.getLogger("prefect").handlers + logging.getLogger().handlers:
-        handler.addFilter(_drop_user_error_tracebacks)
+    loggers = [logging.getLogger(name) for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "")]
+    for target in loggers + [handler for logger in loggers for handler in logger.handlers]:
+        target.addFilter(_drop_user_error_tracebacks)
 
 
 def _drop_user_error_tracebacks(record: logging.LogRecord) -> bool:
@@ -161,7 +162,10 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background (SIG_IGN)
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # typer turns Ctrl-C into exit code 130
+        if code == 130:
+            raise KeyboardInterrupt
+        sys.exit(code or 0)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -170,6 +174,8 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except BaseException as exc:
         # Ctrl-C arrives as click's Abort or KeyboardInterrupt; SIGTERM during a flow as Prefect's TerminationSignal.
+        if isinstance(exc, SystemExit):
+            raise
         if isinstance(exc, (KeyboardInterrupt, click.exceptions.Abort)) or type(exc).__name__ == "TerminationSignal":
             print("interrupted: the branch is at the last keep; run the same command again to resume", file=sys.stderr)
             sys.exit(130)

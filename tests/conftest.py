@@ -87,7 +87,7 @@ FAST_TRAIN = textwrap.dedent(
     mode = os.environ.get("FAKE_MODE", "")
     if os.environ.get("FAKE_TAMPER"):  # a misbehaving experiment that writes to the read-only file
         with open(os.environ["FAKE_TAMPER"], "a") as handle:
-            handle.write("# tampered\n")
+            handle.write("# tampered\\n")
     time.sleep(float(os.environ.get("FAKE_TRAIN_SECONDS", "0")))
     val = 1.0 + abs(math.log(LEARNING_RATE / 0.1)) * 0.1 + abs(DEPTH - 6) * 0.01 + WARMUP_RATIO * 0.01
     print("step 00001 (100.0%) | loss: 1.0")

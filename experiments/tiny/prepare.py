@@ -164,6 +164,7 @@ def prepare(text_dir=None, force=False, cache_dir=CACHE_DIR):
     parent = os.path.dirname(os.path.abspath(cache_dir))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(cache_dir)}.tmp-")
+    os.chmod(tmp, 0o755)
     try:
         for name, data in (("train.bin", train), ("val.bin", val)):
             with open(os.path.join(tmp, name), "wb") as f:
@@ -197,10 +198,10 @@ def prepare(text_dir=None, force=False, cache_dir=CACHE_DIR):
 # Runtime utilities (imported by train.py)
 # ---------------------------------------------------------------------------
 
-def _require_prepared():
-    if not is_prepared(CACHE_DIR):
+def _require_prepared(cache_dir=CACHE_DIR):
+    if not is_prepared(cache_dir):
         raise FileNotFoundError(
-            f"data is not prepared: {CACHE_DIR} has no train.bin/val.bin/meta.json. "
+            f"data is not prepared: {cache_dir} has no train.bin/val.bin/meta.json. "
             f"Run `autoresearch prepare` (or `python prepare.py`) first."
         )
 
@@ -221,7 +222,7 @@ class Tokenizer:
 
     @classmethod
     def from_directory(cls, tokenizer_dir=CACHE_DIR):
-        _require_prepared()
+        _require_prepared(tokenizer_dir)
         return cls()
 
     def get_vocab_size(self):
