@@ -193,7 +193,8 @@ MEASURE = textwrap.dedent(
     from autoresearch.metrics import extract
     metrics = extract(Path(sys.argv[1]), "val_bpb", "peak_vram_mb")
     print(metrics.value, metrics.memory_mb, metrics.failed, len(metrics.tail), len(metrics.tail.splitlines()))
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
+    # VmHWM, not ru_maxrss: ru_maxrss keeps the forking parent's high-water mark across exec.
+    print(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")))  # KiB
     """
 )
 
