@@ -65,7 +65,8 @@ def preflight(ws: Workspace) -> None:
     """Checks that need no Prefect: run them before anything starts."""
     if not ws.git.has_commits():
         raise UserError(f"{ws.root} has no commits yet; commit train.py and prepare.py first")
-    ws.config  # noqa: B018 - validates autoresearch.toml
+    if ws.config.noise_repeats:  # validates autoresearch.toml too
+        raise UserError("noise_repeats > 0 is not supported yet; set noise_repeats = 0 in autoresearch.toml")
     check_files(ws)
     branch, has_ledger = ws.git.branch_exists(ws.branch), ws.ledger_path.exists()
     if branch and not has_ledger:
