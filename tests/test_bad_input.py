@@ -126,3 +126,9 @@ def test_unknown_proposer(repo: Path):
 def test_invalid_tag(repo: Path):
     result = cli("run", "--repo", str(repo), "--tag", "a b", "--iterations", "1")
     assert_one_line_error(result, "invalid --tag")
+
+
+def test_noise_repeats_is_refused_until_supported(tmp_path: Path):
+    data = tmp_path / "data"
+    repo = make_repo(tmp_path / "exp", config=f'command = "{{python}} train.py"\ndata_check = "{data}"\nnoise_repeats = 2\n', data=data)
+    assert_one_line_error(run(repo), "noise_repeats", "not supported yet")
