@@ -33,16 +33,12 @@ class LoopPlan(BaseModel):
 
 def check_files(ws: Workspace) -> None:
     """Editable and read-only files exist and are tracked; a missing one is a one-line error."""
-    for kind, paths in (("editable", ws.config.editable), ("read-only", ws.config.readonly)):
+    for kind, key, paths in (("editable", "editable", ws.config.editable), ("read-only", "readonly", ws.config.readonly)):
         for path in paths:
             if not (ws.root / path).is_file():
-                raise UserError(f"{kind} file {path} is missing in {ws.root}; restore it or set `{_key(kind)}` in autoresearch.toml")
+                raise UserError(f"{kind} file {path} is missing in {ws.root}; restore it or set `{key}` in autoresearch.toml")
             if not ws.git.is_tracked(path):
                 raise UserError(f"{kind} file {path} is not committed; `git add {path} && git commit` it first")
-
-
-def _key(kind: str) -> str:
-    return "editable" if kind == "editable" else "readonly"
 
 
 def check_data(ws: Workspace) -> None:
