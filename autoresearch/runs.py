@@ -16,6 +16,14 @@ from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+)
 from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.deployments import run_deployment
 
@@ -25,6 +33,7 @@ POLL_SECONDS = 1.0
 CANCEL_WAIT_SECONDS = 30.0  # a live process worker kills a Cancelling run within ~5 s
 RETRY_DELAY_SECONDS = 5.0  # a retry sent within ~1.5 s of a crash can be overwritten by the worker
 SLOW_PICKUP_SECONDS = 120.0
+UNFINISHED = (StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.CANCELLING)
 
 log = logging.getLogger("autoresearch.runs")
 
@@ -33,15 +42,23 @@ class RunFailed(Exception):
     """A deployment run ended without a result for a reason outside the experiment (an infrastructure failure)."""
 
 
-def start(deployment: str, parameters: dict[str, Any], name: str | None = None, tags: list[str] | None = None) -> UUID:
-    """A new run of `deployment`, shown as a subflow of the calling flow run; returns at once."""
+def start(
+    deployment: str, parameters: dict[str, Any], name: str | None = None, tags: list[str] | None = None, as_subflow: bool = True
+) -> UUID:
+    """A new run of `deployment` (shown as a subflow of the calling flow run, if any); returns at once."""
     try:
-        run = run_deployment(deployment, parameters=parameters, timeout=0, flow_run_name=name, tags=tags, as_subflow=True)
+        run = run_deployment(deployment, parameters=parameters, timeout=0, flow_run_name=name, tags=tags, as_subflow=as_subflow)
     except Exception as exc:
         if "404" in str(exc) or "not found" in str(exc).lower():
             raise UserError(f"deployment {deployment} does not exist on this Prefect server; run `autoresearch deploy` first") from None
         raise
     return run.id
+
+
+def ui_url(run_id: UUID) -> str:
+    from prefect.settings import PREFECT_UI_URL
+
+    return f"{PREFECT_UI_URL.value()}/runs/flow-run/{run_id}"
 
 
 def read(run_id: UUID) -> FlowRun:
@@ -118,6 +135,19 @@ def _process_gone(run: FlowRun) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def unfinished(flow_name: str, tag: str) -> list[UUID]:
+    """Runs of `flow_name` carrying `tag` that are scheduled, pending, running or cancelling."""
+    with get_client(sync_client=True) as client:
+        found = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
+            flow_run_filter=FlowRunFilter(
+                tags=FlowRunFilterTags(all_=[tag]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=list(UNFINISHED))),
+            ),
+        )
+    return [run.id for run in found]
 
 
 def result(run: FlowRun) -> Any:

@@ -42,6 +42,11 @@ class IterationSpec(BaseModel):
         return _workspace(self.repo, self.tag, json.dumps(self.overrides, sort_keys=True))
 
 
+def round_timeout(spec: IterationSpec) -> float:
+    """How long a round's candidate waits for its siblings: each may queue behind the others for a slot."""
+    return spec.round_size * (spec.workspace().config.timeout_seconds + 300.0) + 600.0
+
+
 @lru_cache(maxsize=8)
 def _workspace(repo: str, tag: str, overrides: str) -> Workspace:
     return Workspace(repo, tag, json.loads(overrides))
