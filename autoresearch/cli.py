@@ -127,7 +127,10 @@ def _run_deployed(parameters: dict, wait: bool) -> None:
     run_id = runs.start(RESEARCH_LOOP.full_name, {k: v for k, v in parameters.items() if v is not None}, as_subflow=False)
     out.print(f"started {RESEARCH_LOOP.full_name} run {run_id}: {runs.ui_url(run_id)}")
     if wait:
-        _print_summary(runs.result(runs.wait(run_id)))
+        try:
+            _print_summary(runs.result(runs.wait(run_id)))
+        except runs.RunFailed as exc:
+            raise UserError(f"{exc}; see {runs.ui_url(run_id)}") from None
 
 
 @app.command()

@@ -124,9 +124,14 @@ def _wait_final(run_id: UUID, seconds: float) -> bool:
 
 
 def _process_gone(run: FlowRun) -> bool:
-    """The run's process ran on this host and no longer exists (other hosts: the deadline decides)."""
+    """The run's process ran on this host and no longer exists (other hosts: the deadline decides).
+
+    Prefect 3.9 records a bare pid; the host is known from the worker's name, which `autoresearch worker`
+    starts with the host name."""
     host, _, pid = (run.infrastructure_pid or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    worker = (run.labels or {}).get("prefect.worker.name", "")
+    local = host == socket.gethostname() if host else worker.startswith(f"{socket.gethostname()}-")
+    if not local or not pid.isdigit():
         return False
     try:
         os.kill(int(pid), 0)

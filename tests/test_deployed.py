@@ -1,0 +1,197 @@
+"""Deployed mode against the session's real `prefect server`, with real process workers started here:
+`autoresearch deploy`, `autoresearch worker --slots 2`, deployment runs for the loop, its iterations and
+every training, --parallel rounds, the hard timeout, and a worker killed mid-training then retried."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterTags
+from prefect.client.schemas.sorting import FlowRunSort
+
+from autoresearch import ledger, runs
+from autoresearch.deployments.definitions import DEPLOYMENTS, RESEARCH_LOOP
+from conftest import SESSION_DIR, cli, git, make_repo
+
+WORKER_ENV = {"PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "1"}
+
+
+@pytest.fixture(scope="module")
+def workers():
+    """Deployments, then two CPU training slots and a cpu-pool worker, stopped at the end of the module."""
+    deployed = cli("deploy")
+    assert deployed.returncode == 0, deployed.stderr
+    log = open(SESSION_DIR / "workers.log", "wb")
+    group = subprocess.Popen(
+        [sys.executable, "-m", "autoresearch.cli", "worker", "--slots", "2", "--query-seconds", "1"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **WORKER_ENV},
+        start_new_session=True,
+    )
+    yield group
+    group.send_signal(signal.SIGINT)
+    try:
+        group.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(group.pid, signal.SIGKILL)
+    log.close()
+
+
+def run_deployed(repo: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return cli("run", "--deployed", "--wait", "--repo", str(repo), *args, timeout=timeout)
+
+
+def flow_runs(flow_name: str, tag: str):
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[tag])),
+            sort=FlowRunSort.START_TIME_ASC,
+        )
+
+
+def check_invariants(repo: Path, tag: str, expected_rows: int) -> list[ledger.LedgerRow]:
+    rows = ledger.read(repo / "results.tsv", "val_bpb")
+    assert len(rows) == expected_rows
+    assert len({row.commit for row in rows}) == len(rows), "a commit was logged twice"
+    last_keep = ledger.last_keep(rows)
+    assert git(repo, "rev-parse", "--short=7", f"autoresearch/{tag}") == last_keep.commit
+    assert git(repo, "status", "--porcelain", "--untracked-files=no") == ""
+    return rows
+
+
+def test_deploy_is_idempotent(workers, tmp_path):
+    """Twice, with a nightly schedule: the same pools and deployments, one schedule, defaults set."""
+    repo = make_repo(tmp_path / "exp")
+    args = ("deploy", "--repo", str(repo), "--schedule", "0 22 * * *", "--stop-after", "10h")
+    try:
+        first, second = cli(*args), cli(*args)
+        assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+        assert first.stdout == second.stdout  # same deployment ids
+        with get_client(sync_client=True) as client:
+            pools = {pool.name: pool for pool in client.read_work_pools()}
+            assert {"cpu", "gpu"} <= set(pools) and pools["gpu"].type == "process"
+            for definition in DEPLOYMENTS:
+                found = client.read_deployment_by_name(definition.full_name)
+                assert found.work_pool_name == definition.pool and found.entrypoint == definition.entrypoint
+            loop = client.read_deployment_by_name(RESEARCH_LOOP.full_name)
+            assert len(loop.schedules) == 1 and loop.schedules[0].schedule.cron == "0 22 * * *"
+            assert loop.parameters == {"repo": str(repo.resolve()), "stop_after": "10h"}
+    finally:
+        assert cli("deploy").returncode == 0  # back to no schedule and no defaults, for the other tests
+    with get_client(sync_client=True) as client:
+        assert client.read_deployment_by_name(RESEARCH_LOOP.full_name).schedules == []
+
+
+def test_deployed_loop_trains_the_bundled_experiment_on_worker_slots(workers, tmp_path):
+    repo = tmp_path / "tiny"
+    assert cli("init", str(repo)).returncode == 0
+    prepared = cli("prepare", "--repo", str(repo))
+    assert prepared.returncode == 0, prepared.stderr
+    result = run_deployed(repo, "--tag", "dep", "--iterations", "2", "--time-budget", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "/runs/flow-run/" in result.stdout and "ran 2 iterations" in result.stdout
+    rows = check_invariants(repo, "dep", 3)
+    assert rows[0].description == "baseline" and rows[0].status == "keep" and 1.0 < rows[0].value < 8.0
+    trainings = flow_runs("train-on-gpu", "dep")
+    assert len(trainings) == 3 and all(run.state.is_completed() for run in trainings)
+    assert all(run.deployment_id is not None for run in trainings)
+    iterations = flow_runs("experiment-iteration", "dep")
+    assert [run.name.split(" · ")[1] for run in iterations] == ["iter 0000", "iter 0001", "iter 0002"]
+    for number, row in enumerate(rows):
+        assert (repo / ".autoresearch" / "logs" / "dep" / f"{number:04d}-{row.commit}.log").exists()
+
+
+def test_parallel_round_trains_candidates_at_the_same_time(workers, tmp_path):
+    repo = make_repo(
+        tmp_path / "exp",
+        config=f'command = "FAKE_TRAIN_SECONDS=12 {{python}} train.py"\ndata_check = "{tmp_path}"\ntimeout_seconds = 60\n',
+    )
+    result = run_deployed(repo, "--tag", "par", "--iterations", "2", "--parallel", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = check_invariants(repo, "par", 3)
+    assert sum(row.status == "keep" for row in rows[1:]) <= 1, "only the round's best candidate may keep"
+    round_runs = [run for run in flow_runs("train-on-gpu", "par") if " · iter 0000 · " not in run.name]
+    assert len(round_runs) == 2
+    first, second = sorted(round_runs, key=lambda run: run.start_time)
+    assert second.start_time < first.end_time, "the two candidates' trainings did not overlap"
+    # git stays linear: the branch is the baseline plus at most the winner
+    assert int(git(repo, "rev-list", "--count", "--merges", "autoresearch/par")) == 0
+
+
+SPAWNER = """\
+import subprocess, sys, time
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "deployed-timeout-marker"])
+time.sleep(300)
+"""
+
+
+def test_hard_timeout_kills_a_deployed_training_and_its_children(workers, tmp_path):
+    repo = make_repo(
+        tmp_path / "exp",
+        train=SPAWNER,
+        config=f'command = "{{python}} train.py"\ndata_check = "{tmp_path}"\ntimeout_seconds = 3\n',
+    )
+    result = run_deployed(repo, "--tag", "tmo", "--iterations", "1")
+    assert result.returncode == 2
+    assert "baseline run crashed (timed out after 3 s" in result.stderr, result.stderr
+    rows = ledger.read(repo / "results.tsv", "val_bpb")
+    assert [(row.status, row.value) for row in rows] == [("crash", 0.0)]
+    left = subprocess.run(["pgrep", "-f", "deployed-timeout-marker"], capture_output=True, text=True).stdout.split()
+    assert left == [], "a child of the timed-out training survived"
+
+
+def test_worker_killed_mid_training_then_retried_through_the_api(workers, tmp_path):
+    seconds = tmp_path / "train-seconds"
+    seconds.write_text("120")
+    repo = make_repo(
+        tmp_path / "exp",
+        config=f'command = "FAKE_TRAIN_SECONDS=$(cat {seconds}) {{python}} train.py"\ndata_check = "{tmp_path}"\n'
+        "timeout_seconds = 300\n",
+    )
+    parameters = {"repo": str(repo), "tag": "kill", "iterations": 1, "infra_retries": 0}
+    loop_id = runs.start(RESEARCH_LOOP.full_name, parameters, as_subflow=False)
+
+    training = _wait_for(lambda: [r for r in flow_runs("train-on-gpu", "kill") if r.state.is_running()], 120)[0]
+    time.sleep(2)  # mid-training
+    host, _, pid = training.infrastructure_pid.rpartition(":")
+    worker_pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    assert "worker" in Path(f"/proc/{worker_pid}/cmdline").read_text()
+    seconds.write_text("0")
+    os.kill(worker_pid, signal.SIGKILL)  # the GPU box dies: its worker and the run it was executing
+    os.kill(int(pid), signal.SIGKILL)
+
+    loop = runs.wait(loop_id)
+    assert loop.state.is_failed(), loop.state
+    assert not (repo / "results.tsv").exists() or ledger.read(repo / "results.tsv", "val_bpb") == []
+    [iteration] = flow_runs("experiment-iteration", "kill")
+    assert iteration.state.is_failed()
+
+    time.sleep(3)  # a retry within ~1.5 s of a crash can be overwritten (PREFECT_FACTS)
+    runs.retry(iteration.id)  # what the UI's Retry button sends
+    assert runs.wait(iteration.id).state.is_completed()
+    check_invariants(repo, "kill", 1)
+
+    runs.retry(loop_id)  # the loop, retried, continues from Prefect state plus results.tsv
+    assert runs.wait(loop_id).state.is_completed()
+    rows = check_invariants(repo, "kill", 2)
+    assert rows[0].description == "baseline"
+    assert len(flow_runs("experiment-iteration", "kill")) == 2  # the retried one, then iteration 1
+
+
+def _wait_for(find, seconds: float):
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        found = find()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"nothing found within {seconds} s")
