@@ -64,10 +64,15 @@ def run(
     repo: RepoOption = Path("."),
     tag: Annotated[Optional[str], typer.Option(help="Run name; branch autoresearch/<tag>. Default: today, e.g. nov25.")] = None,
     iterations: Annotated[Optional[int], typer.Option(help="Experiments to run now (baseline not counted). Default: forever.")] = None,
-    proposer: Annotated[str, typer.Option(help="Where ideas come from: mutate (offline).")] = "mutate",
+    proposer: Annotated[str, typer.Option(help="Where ideas come from: mutate (offline), llm or agent.")] = "mutate",
     time_budget: Annotated[Optional[int], typer.Option(help="Training seconds per run (AUTORESEARCH_TIME_BUDGET).")] = None,
     timeout: Annotated[Optional[float], typer.Option(help="Hard limit per training run, seconds (default 600).")] = None,
     parallel: Annotated[int, typer.Option(help="Candidates per round (deployed mode).")] = 1,
+    model: Annotated[Optional[str], typer.Option(help="--proposer llm: PROVIDER:NAME, e.g. anthropic:claude-sonnet-4-5.")] = None,
+    api_key_secret: Annotated[Optional[str], typer.Option(help="--proposer llm: Prefect Secret block holding the API key.")] = None,
+    agent_command: Annotated[Optional[str], typer.Option(help="--proposer agent: the agent CLI, e.g. 'claude -p'.")] = None,
+    agent_timeout: Annotated[Optional[float], typer.Option(help="--proposer agent: hard limit per agent run, seconds (900).")] = None,
+    confirm: Annotated[bool, typer.Option("--confirm", help="Re-train a would-be keep once; keep only if both runs pass.")] = False,
 ) -> None:
     """The research loop. An existing tag is resumed, never restarted."""
     if iterations is not None and iterations < 1:
@@ -75,11 +80,12 @@ def run(
     if time_budget is not None and time_budget < 1:
         raise UserError("--time-budget must be at least 1 second")
     from autoresearch.lock import loop_lock
-    from autoresearch.proposers import get_proposer
+    from autoresearch.proposers import get_proposer, proposer_options
     from autoresearch.setup import preflight
     from autoresearch.workspace import Workspace
 
-    get_proposer(proposer)
+    options = proposer_options(model, api_key_secret, agent_command, agent_timeout)
+    get_proposer(proposer, **options)  # bad options: one line now, not mid-loop
     ws = Workspace(repo, tag, {"timeout_seconds": timeout})
     with loop_lock(ws.lock_path):
         preflight(ws)
@@ -92,7 +98,7 @@ def run(
         with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             summary = research_loop(
                 repo=str(ws.root), tag=ws.tag, iterations=iterations, proposer=proposer,
-                time_budget=time_budget, timeout_seconds=timeout, parallel=parallel,
+                time_budget=time_budget, timeout_seconds=timeout, parallel=parallel, confirm=confirm, **options,
             )
     best = "none yet" if summary.best_value is None else f"{summary.best_value:.6f} ({summary.best_commit})"
     out.print(f"{summary.tag}: {summary.stopped}; {summary.rows} rows in results.tsv; best {best}; branch {summary.branch}")

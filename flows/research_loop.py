@@ -5,11 +5,11 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from pydantic import BaseModel
 
-from autoresearch import ledger
+from autoresearch import followup, ledger
 from autoresearch.errors import UserError
 from autoresearch.flows.experiment_iteration import IterationOutcome, experiment_iteration
 from autoresearch.lock import loop_lock
-from autoresearch.proposers import ProposerExhausted
+from autoresearch.proposers import ProposerExhausted, proposer_options
 from autoresearch.setup import LoopPlan, reset_to_last_keep, setup_or_resume
 from autoresearch.tasks.spec import IterationSpec
 from autoresearch.workspace import Workspace
@@ -34,6 +34,11 @@ def research_loop(
     time_budget: int | None = None,
     timeout_seconds: float | None = None,
     parallel: int = 1,
+    model: str | None = None,
+    api_key_secret: str | None = None,
+    agent_command: str | None = None,
+    agent_timeout: float | None = None,
+    confirm: bool = False,
 ) -> LoopSummary:
     if iterations is not None and iterations < 1:
         raise UserError("--iterations must be at least 1 (omit it to run forever)")
@@ -46,7 +51,8 @@ def research_loop(
         for note in plan.notes:
             logger.info(note)
         try:
-            outcome_count, stopped = _iterate(ws, plan, iterations, proposer, time_budget)
+            options = proposer_options(model, api_key_secret, agent_command, agent_timeout)
+            outcome_count, stopped = _iterate(ws, plan, iterations, proposer, time_budget, options, confirm)
         except BaseException as exc:
             if not isinstance(exc, Exception):  # Ctrl-C, or SIGTERM (Prefect raises TerminationSignal)
                 reset_to_last_keep(ws)
@@ -64,7 +70,10 @@ def research_loop(
     )
 
 
-def _iterate(ws: Workspace, plan: LoopPlan, iterations: int | None, proposer: str, time_budget: int | None) -> tuple[int, str]:
+def _iterate(
+    ws: Workspace, plan: LoopPlan, iterations: int | None, proposer: str, time_budget: int | None,
+    options: dict | None = None, confirm: bool = False,
+) -> tuple[int, str]:
     spec = IterationSpec(
         repo=str(ws.root),
         tag=ws.tag,
@@ -76,10 +85,14 @@ def _iterate(ws: Workspace, plan: LoopPlan, iterations: int | None, proposer: st
         time_budget=time_budget,
         overrides=ws.overrides,
         resume_commit=plan.in_flight_commit,
+        proposer_options=options or {},
+        confirm=confirm,
     )
+    spec = followup.first_spec(ws, spec)  # issue 4: sigma, a due noise repeat
     done = 0
     while True:
-        if not spec.is_baseline and spec.resume_commit is None and iterations is not None and done >= iterations:
+        extra = spec.is_baseline or spec.resume_commit or spec.fix_of or spec.noise_repeat  # not a new idea
+        if not extra and iterations is not None and done >= iterations:
             return done, f"ran {done} iterations"
         try:
             outcome: IterationOutcome = experiment_iteration(spec)
@@ -90,13 +103,6 @@ def _iterate(ws: Workspace, plan: LoopPlan, iterations: int | None, proposer: st
                 f"the baseline run crashed ({outcome.reason}); see {ws.log_path(spec.iteration, outcome.row.commit)}, "
                 "fix the experiment, then run again"
             )
-        if not spec.is_baseline:
+        if not spec.is_baseline and not spec.fix_of and not spec.noise_repeat:
             done += 1
-        spec = spec.model_copy(
-            update={
-                "iteration": spec.iteration + 1,
-                "baseline_commit": outcome.baseline_commit,
-                "baseline_value": outcome.baseline_value,
-                "resume_commit": None,
-            }
-        )
+        spec = followup.next_spec(ws, spec, outcome)  # issue 4: noise repeats, crash fixes, else a new idea

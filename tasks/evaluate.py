@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from prefect import task
 
-from autoresearch import decision
+from autoresearch import decision, noise
 from autoresearch.models import Decision, Metrics, TrainResult
 from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
 
@@ -29,6 +29,8 @@ def evaluate(
     value = round(metrics.value, 6)
     if spec.is_baseline:
         return decision.baseline(value)
+    if spec.noise_repeat:
+        return decision.noise_repeat(spec.noise_repeat, value, spec.baseline_value, config.direction)
     complexity = spec.workspace().git.complexity(spec.baseline_commit, commit, config.editable)
     return decision.decide(
         new=value,
@@ -36,6 +38,6 @@ def evaluate(
         complexity=complexity,
         direction=config.direction,
         big_gain=config.big_gain,
-        small_gain=config.small_gain,
+        small_gain=noise.effective_small_gain(config.small_gain, spec.sigma),
         major_lines=config.major_lines,
     )

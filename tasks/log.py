@@ -20,6 +20,7 @@ def log(spec: IterationSpec, commit: str, description: str, verdict: Decision, m
         status=verdict.status,
         description=description,
     )
+    ws.record("reasons", row.commit, verdict.reason)  # for the prompt's history (results.tsv keeps 5 columns)
     rows = ledger.read(ws.ledger_path, ws.config.metric)
     if len(rows) > spec.iteration:
         if rows[spec.iteration].commit[:7] != row.commit:

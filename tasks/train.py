@@ -14,11 +14,11 @@ RUN_LOG = "run.log"
 
 
 @task(name="train", persist_result=True, cache_key_fn=iteration_cache_key)
-def train(spec: IterationSpec, commit: str) -> TrainResult:
+def train(spec: IterationSpec, commit: str, run: int = 0) -> TrainResult:
     """Run the experiment command at `commit` in the slot's worktree; all output to run.log; hard timeout.
 
     The log is then archived under .autoresearch/logs/<tag>/ (run.log in the repo root links to the
-    live one), so every row's log stays readable.
+    live one), so every row's log stays readable. `run` > 0: a repeat of the same commit (--confirm).
     """
     ws = spec.workspace()
     config = ws.config
@@ -37,7 +37,7 @@ def train(spec: IterationSpec, commit: str) -> TrainResult:
         env=env,
         record=ws.training_record,
     )
-    archived = ws.log_path(spec.iteration, commit)
+    archived = ws.log_path(spec.iteration, commit, run)
     archived.parent.mkdir(parents=True, exist_ok=True)
     os.replace(live_log, archived)
     _link_run_log(ws.root / RUN_LOG, archived)
