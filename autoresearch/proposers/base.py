@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
@@ -56,7 +57,12 @@ def get_proposer(name: str, **options: Any) -> Proposer:
     return _REGISTRY[name](**options)
 
 
+BUILT_IN = ("autoresearch.proposers.mutate", "autoresearch.proposers.llm", "autoresearch.proposers.agent")
+
+
 def _load_plugins() -> None:
+    for module in BUILT_IN:  # registered on import, even where the package's entry points are stale
+        import_module(module)
     for entry in entry_points(group="autoresearch.proposers"):
         if entry.name not in _REGISTRY:
             register(entry.load())

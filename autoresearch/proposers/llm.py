@@ -72,6 +72,7 @@ class LLMProposer(Proposer):
             raise UserError(INSTALL_HINT) from None
         self.model_name = model
         self.api_key_secret = api_key_secret
+        self._model = self.model()  # an unknown provider or a missing API key: one line now, not mid-loop
 
     def model(self) -> Model:
         from pydantic_ai.exceptions import UserError as PydanticAIUserError
@@ -102,7 +103,7 @@ class LLMProposer(Proposer):
         from pydantic_ai.exceptions import UnexpectedModelBehavior
 
         prompt = build_prompt(context, LLM_ANSWER)
-        agent = Agent(self.model(), output_type=Reply, instructions=prompt.rules, retries={"output": MAX_RETRIES})
+        agent = Agent(self._model, output_type=Reply, instructions=prompt.rules, retries={"output": MAX_RETRIES})
         last: list[Reply] = []
         refusals: list[str] = []
 
