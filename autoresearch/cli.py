@@ -126,11 +126,35 @@ def status(repo: RepoOption = Path("."), rows: Annotated[int, typer.Option(help=
     s = summarize(entries, direction)
     if s.best is None:
         out.print(f"{s.experiments} runs, no keep yet ({s.crashes} crashes)")
-        return
-    out.print(
-        f"baseline {s.baseline:.6f} -> best {s.best:.6f} ({s.improvement_percent:+.2f}%) at {s.best_commit} "
-        f"[{s.best_description}]; {s.keeps} kept, {s.discards} discarded, {s.crashes} crashed"
-    )
+    else:
+        out.print(
+            f"baseline {s.baseline:.6f} -> best {s.best:.6f} ({s.improvement_percent:+.2f}%) at {s.best_commit} "
+            f"[{s.best_description}]; {s.keeps} kept, {s.discards} discarded, {s.crashes} crashed"
+        )
+    for line in _loop_state_lines(repo):
+        out.print(line)
+
+
+def _loop_state_lines(repo: Path) -> list[str]:
+    """Noise and proposer cost of the loop whose branch is checked out (from .git/autoresearch/<tag>.json)."""
+    from autoresearch.workspace import Workspace
+
+    try:
+        ws = Workspace(repo)
+        branch = ws.git.current_branch() or ""
+        if not branch.startswith("autoresearch/"):
+            return []
+        ws = Workspace(repo, branch.removeprefix("autoresearch/"))
+    except UserError:
+        return []
+    lines = []
+    sigma = ws.recorded("noise").get("sigma")
+    if sigma is not None:
+        lines.append(f"noise: sigma {sigma:.6f} from the baseline repeats; gains below 2 sigma = {2 * sigma:.6f} count as no change")
+    usage = ws.loop_usage()
+    if usage.requests:
+        lines.append(f"proposer cost ({ws.tag}): {usage.line()}")
+    return lines
 
 
 def _direction(repo: Path) -> str:

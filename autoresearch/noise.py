@@ -47,5 +47,8 @@ def sigma(rows: list[LedgerRow]) -> float | None:
     return round(statistics.stdev(values), 9) if len(values) >= 2 else None
 
 
-def effective_small_gain(small_gain: float, sigma_value: float | None) -> float:
-    return max(small_gain, 2 * sigma_value) if sigma_value else small_gain
+def thresholds(small_gain: float, big_gain: float, sigma_value: float | None) -> tuple[float, float]:
+    """(small_gain, big_gain) in use: small_gain becomes max(small_gain, 2 sigma), and big_gain is never below
+    it (else a gain within the noise would still pass the `d > big_gain` row of the table)."""
+    small = max(small_gain, 2 * sigma_value) if sigma_value else small_gain
+    return small, max(big_gain, small)

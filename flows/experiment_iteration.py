@@ -8,6 +8,7 @@ from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
 from pydantic import BaseModel
 
+from autoresearch import noise
 from autoresearch.models import Decision, LedgerRow, Proposal
 from autoresearch.tasks.commit import commit
 from autoresearch.tasks.confirm import confirm
@@ -82,8 +83,8 @@ def _issue4_lines(spec: IterationSpec, proposal: Proposal) -> list[str]:
     """Noise and cost lines of the iteration artifact (issue 4)."""
     ws, lines = spec.workspace(), []
     if spec.sigma is not None:
-        threshold = max(ws.config.small_gain, 2 * spec.sigma)
-        lines.append(f"**Noise:** sigma {spec.sigma:.6f} from the baseline repeats; small_gain in use {threshold:.6f}")
+        small, big = noise.thresholds(ws.config.small_gain, ws.config.big_gain, spec.sigma)
+        lines.append(f"**Noise:** sigma {spec.sigma:.6f} from the baseline repeats; small_gain {small:.6f}, big_gain {big:.6f}")
     if proposal.usage is not None:
         lines.append(f"**Proposer cost:** {proposal.usage.line()}; this loop so far: {ws.loop_usage().line()}")
     return lines

@@ -32,12 +32,13 @@ def evaluate(
     if spec.noise_repeat:
         return decision.noise_repeat(spec.noise_repeat, value, spec.baseline_value, config.direction)
     complexity = spec.workspace().git.complexity(spec.baseline_commit, commit, config.editable)
+    small_gain, big_gain = noise.thresholds(config.small_gain, config.big_gain, spec.sigma)
     return decision.decide(
         new=value,
         baseline=spec.baseline_value,
         complexity=complexity,
         direction=config.direction,
-        big_gain=config.big_gain,
-        small_gain=noise.effective_small_gain(config.small_gain, spec.sigma),
+        big_gain=big_gain,
+        small_gain=small_gain,
         major_lines=config.major_lines,
     )
