@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pydantic_ai.models
 import pytest
 from prefect.blocks.system import Secret
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
@@ -22,6 +23,7 @@ from autoresearch.proposers.llm import register_model
 from conftest import git
 
 pytestmark = pytest.mark.timeout(240)
+pydantic_ai.models.ALLOW_MODEL_REQUESTS = False  # offline: a real provider request fails the test
 
 LR_LINE = "LEARNING_RATE = 0.04  # learning rate\n"
 GOOD = {
@@ -174,3 +176,19 @@ def test_the_api_key_comes_from_a_prefect_secret_block_and_is_never_logged(repo:
     assert proposer._model.client.api_key == "sk-ant-test-secret-123"
     captured = capsys.readouterr()
     assert "sk-ant-test-secret-123" not in captured.out + captured.err
+
+
+def test_usage_counts_tokens_and_prices_known_models():
+    from pydantic_ai.messages import ModelResponse
+    from pydantic_ai.usage import RequestUsage
+
+    from autoresearch.proposers.llm import usage_of
+
+    def response(model: str, provider: str) -> ModelResponse:
+        return ModelResponse(parts=[], usage=RequestUsage(input_tokens=10_000, output_tokens=2_000), model_name=model, provider_name=provider)
+
+    priced = usage_of([response("claude-sonnet-4-5", "anthropic")] * 2)
+    assert (priced.requests, priced.input_tokens, priced.output_tokens) == (2, 20_000, 4_000)
+    assert priced.cost_usd == pytest.approx(0.12)  # $3 / $15 per million tokens in / out (genai-prices' table)
+    unknown = usage_of([response("claude-sonnet-4-5", "anthropic"), response("my-local-model", "ollama")])
+    assert unknown.input_tokens == 20_000 and unknown.cost_usd is None  # one unknown price: no made-up total

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.sorting import ArtifactSort
 
 from autoresearch import decision, ledger, noise
 from autoresearch.models import LedgerRow
@@ -120,7 +121,7 @@ def test_noise_repeats_measure_sigma_and_raise_the_bar(tmp_path: Path):
     status = cli("status", "--repo", str(repo))
     assert "noise: sigma 0.010000" in status.stdout
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(limit=50)
+        artifacts = client.read_artifacts(sort=ArtifactSort.CREATED_DESC, limit=20)
     assert any(f"`{entries[4].commit}`" in (a.data or "") and "sigma 0.010000" in (a.data or "") for a in artifacts)
 
     again = run(repo, tmp_path, "0.95", "--iterations", "1")  # resume: no more repeats, sigma still applies
