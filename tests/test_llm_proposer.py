@@ -111,7 +111,7 @@ def test_invalid_replies_are_retried_then_logged_as_a_crash_and_the_loop_goes_on
     assert [r.status for r in entries] == ["keep", "crash", "keep"]
     assert entries[1].description == "llm: no valid proposal"
     reason = state(repo)["reasons"][entries[1].commit]
-    assert "did not validate" in reason and "after 2 retries" in reason
+    assert reason.startswith("edit refused: the model's reply did not validate: description:") and "after 2 retries" in reason
     assert len(script.requests) == 4  # 1 + 2 retries for the first idea, 1 for the second
     assert state(repo)["usage"]["0001"]["requests"] == 3
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from autoresearch.edits import apply_edits
 from autoresearch.errors import UserError
@@ -120,7 +120,7 @@ class LLMProposer(Proposer):
             try:
                 reply = agent.run_sync(prompt.body).output
             except UnexpectedModelBehavior as exc:
-                reason = refusals[-1] if refusals and last else f"the model's reply did not validate: {_first_line(exc)}"
+                reason = _last_error(exc, refusals)
                 attempted = last[-1] if last else None
                 return Proposal(
                     description=attempted.description if attempted else "llm: no valid proposal",
@@ -149,6 +149,20 @@ def usage_of(messages: list[ModelMessage]) -> Usage:
         except (LookupError, ValueError, AssertionError):  # genai-prices knows no price for this model/provider
             return total
     return total.model_copy(update={"cost_usd": float(cost)}) if responses else total
+
+
+def _last_error(exc: BaseException, refusals: list[str]) -> str:
+    """Why the last reply failed: its edits were refused, or it did not validate (and where)."""
+    from pydantic_ai import ModelRetry
+
+    cause = exc.__cause__
+    if isinstance(cause, ModelRetry) and refusals:
+        return refusals[-1]
+    if isinstance(cause, ValidationError) and cause.errors():
+        error = cause.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        return f"the model's reply did not validate: {where}: {error['msg']}"
+    return f"the model's reply did not validate: {_first_line(exc)}"
 
 
 def _secret(name: str) -> str:
