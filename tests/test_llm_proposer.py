@@ -12,6 +12,8 @@ from pathlib import Path
 import pydantic_ai.models
 import pytest
 from prefect.blocks.system import Secret
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.sorting import ArtifactSort
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
@@ -20,7 +22,7 @@ from autoresearch import ledger
 from autoresearch.flows.research_loop import research_loop
 from autoresearch.proposers import get_proposer
 from autoresearch.proposers.llm import register_model
-from conftest import git
+from conftest import cli, git
 
 pytestmark = pytest.mark.timeout(240)
 pydantic_ai.models.ALLOW_MODEL_REQUESTS = False  # offline: a real provider request fails the test
@@ -101,6 +103,13 @@ def test_a_good_edit_is_trained_and_kept_and_its_cost_counted(repo: Path):
     assert "Propose exactly ONE idea" in script.instructions[0]
     usage = state(repo)["usage"]["0001"]
     assert usage["requests"] == 1 and usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+    tokens = f"{usage['input_tokens']} tokens in, {usage['output_tokens']} out (1 requests)"
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(sort=ArtifactSort.CREATED_DESC, limit=10)
+    report = next(a.data for a in artifacts if f"`{entries[1].commit}`" in (a.data or ""))
+    assert f"**Proposer cost:** {tokens}, cost unknown; this loop so far: {tokens}" in report
+    status = cli("status", "--repo", str(repo))
+    assert f"proposer cost (llm): {tokens}" in status.stdout
 
 
 def test_invalid_replies_are_retried_then_logged_as_a_crash_and_the_loop_goes_on(repo: Path):
@@ -192,3 +201,21 @@ def test_usage_counts_tokens_and_prices_known_models():
     assert priced.cost_usd == pytest.approx(0.12)  # $3 / $15 per million tokens in / out (genai-prices' table)
     unknown = usage_of([response("claude-sonnet-4-5", "anthropic"), response("my-local-model", "ollama")])
     assert unknown.input_tokens == 20_000 and unknown.cost_usd is None  # one unknown price: no made-up total
+
+
+def test_a_fix_in_flight_when_the_loop_died_is_finished_on_resume(repo: Path):
+    loop(repo, use("crash-fix-resume", Script(CRASHING, FIX)), iterations=1)
+    fixed = rows(repo)[2]
+    # As if the loop was SIGKILLed after committing the fix, before logging it: drop its row, tip at the fix.
+    ledger_path = repo / "results.tsv"
+    ledger_path.write_text("".join(ledger_path.read_text().splitlines(keepends=True)[:-1]))
+    git(repo, "reset", "-q", "--hard", fixed.commit)
+
+    script = Script(GOOD)
+    loop(repo, use("after-resume", script), iterations=1)  # finishing the experiment in flight is the iteration
+    entries = rows(repo)
+    assert len(entries) == 3 and not script.requests
+    assert entries[2].commit == fixed.commit and entries[2].description == fixed.description  # finished, not replaced
+    assert (entries[2].value, entries[2].status) == (fixed.value, fixed.status)
+    tip = git(repo, "rev-parse", "--short=7", "autoresearch/llm")
+    assert tip == (fixed.commit if fixed.status == "keep" else entries[0].commit)
