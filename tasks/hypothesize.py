@@ -55,7 +55,7 @@ def proposal_context(ws: Workspace, spec: IterationSpec) -> ProposalContext:
         reasons=ws.recorded("reasons"),
         crash=_crash_report(ws, spec),
         repo=str(ws.root),
-        scratch_dir=str(ws.root / WORK_DIR / "worktrees" / "agent"),
+        scratch_dir=str(ws.root / WORK_DIR / "worktrees" / f"agent-{spec.slot}"),  # one per slot (--parallel)
     )
 
 

@@ -44,7 +44,7 @@ def test_agent_edits_a_scratch_checkout_and_its_change_is_trained(repo: Path, tm
     assert "LEARNING_RATE = 0.1" in git(repo, "show", "autoresearch/a:train.py")
     assert git(repo, "show", "--name-only", "--format=", entries[1].commit).split() == ["train.py"]
     (record,) = agent_runs(tmp_path)
-    assert Path(record["cwd"]) == (repo / ".autoresearch/worktrees/agent").resolve()  # never the user's tree
+    assert Path(record["cwd"]) == (repo / ".autoresearch/worktrees/agent-0").resolve()  # never the user's tree
     assert (repo / "my-notes.txt").read_text() == "the user's own untracked work\n"
     assert record["prompt_chars"] > 500 and not record["fix"]
 
@@ -67,7 +67,7 @@ def test_changes_outside_the_editable_files_are_refused_and_the_scratch_is_reset
     again = run(repo, tmp_path, "good", "--iterations", "1")
     assert again.returncode == 0, again.stderr
     assert rows(repo)[2].status == "keep"
-    scratch = repo / ".autoresearch/worktrees/agent"
+    scratch = repo / ".autoresearch/worktrees/agent-0"
     assert not (scratch / "notes.md").exists() and (scratch / "prepare.py").read_text() == "MAX_SEQ_LEN = 64  # read-only\n"
 
 

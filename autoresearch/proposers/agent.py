@@ -1,9 +1,9 @@
 """`--proposer agent --agent-command '...'`: a coding-agent CLI (claude -p, codex exec, aider ...) proposes.
 
-The agent runs in a scratch worktree of the experiment repo (`.autoresearch/worktrees/agent`, detached at
+The agent runs in a scratch worktree of the experiment repo (`.autoresearch/worktrees/agent-<slot>`, detached at
 the baseline, or at the crashed commit for a fix): never in the user's working tree. It gets the prompt
 on stdin and in the file named by $AUTORESEARCH_PROMPT_FILE, runs under a hard timeout that kills its
-whole process group (autoresearch/runner.py), and its output goes to `.autoresearch/worktrees/agent.log`.
+whole process group (autoresearch/runner.py), and its output goes to `.autoresearch/worktrees/agent-<slot>.log`.
 Then git says what it changed (uncommitted or committed, new files included; ignored files such as a
 .venv do not count). Its description is the first line of $AUTORESEARCH_DESCRIPTION_FILE, or else the last
 line of its output. The changes become a Proposal whose edits replace each changed editable file whole,
@@ -54,7 +54,7 @@ class AgentProposer(Proposer):
         git.checkout_worktree(scratch, base)
         git.run("reset", "-q", "--hard", base, cwd=scratch)
         git.run("clean", "-q", "-fd", cwd=scratch)  # leftovers of the last agent; ignored files (.venv) stay
-        log = scratch.with_name("agent.log")
+        log = scratch.with_name(scratch.name + ".log")
         with tempfile.TemporaryDirectory(prefix="autoresearch-agent-") as tmp:
             prompt_file, description_file = Path(tmp) / "prompt.md", Path(tmp) / "description.txt"
             prompt_file.write_text(build_prompt(context, AGENT_ANSWER).text, encoding="utf-8")
