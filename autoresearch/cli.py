@@ -64,7 +64,7 @@ def run(
     repo: RepoOption = Path("."),
     tag: Annotated[Optional[str], typer.Option(help="Run name; branch autoresearch/<tag>. Default: today, e.g. nov25.")] = None,
     iterations: Annotated[Optional[int], typer.Option(help="Experiments to run now (baseline not counted). Default: forever.")] = None,
-    proposer: Annotated[str, typer.Option(help="Where ideas come from: mutate (offline).")] = "mutate",
+    proposer: Annotated[str, typer.Option(help="Where ideas come from: mutate (offline), llm or agent.")] = "mutate",
     time_budget: Annotated[Optional[int], typer.Option(help="Training seconds per run (AUTORESEARCH_TIME_BUDGET).")] = None,
     timeout: Annotated[Optional[float], typer.Option(help="Hard limit per training run, seconds (default 600).")] = None,
     parallel: Annotated[int, typer.Option(help="Candidates per round, each on its own GPU slot (deployed mode).")] = 1,
@@ -72,6 +72,11 @@ def run(
     remote: Annotated[Optional[str], typer.Option(help="Git URL GPU workers fetch commits from (deployed mode, other machines).")] = None,
     stop_after: Annotated[Optional[str], typer.Option(help="Start no new experiment after this long, e.g. 10h.")] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="With --deployed: wait for the loop run to end.")] = False,
+    model: Annotated[Optional[str], typer.Option(help="--proposer llm: PROVIDER:NAME, e.g. anthropic:claude-sonnet-4-5.")] = None,
+    api_key_secret: Annotated[Optional[str], typer.Option(help="--proposer llm: Prefect Secret block holding the API key.")] = None,
+    agent_command: Annotated[Optional[str], typer.Option(help="--proposer agent: the agent CLI, e.g. 'claude -p'.")] = None,
+    agent_timeout: Annotated[Optional[float], typer.Option(help="--proposer agent: hard limit per agent run, seconds (900).")] = None,
+    confirm: Annotated[bool, typer.Option("--confirm", help="Re-train a would-be keep once; keep only if both runs pass.")] = False,
 ) -> None:
     """The research loop. An existing tag is resumed, never restarted."""
     if iterations is not None and iterations < 1:
@@ -83,15 +88,16 @@ def run(
 
         parse_duration(stop_after)
     from autoresearch.lock import loop_lock
-    from autoresearch.proposers import get_proposer
+    from autoresearch.proposers import get_proposer, proposer_options
     from autoresearch.setup import preflight
     from autoresearch.workspace import Workspace
 
-    get_proposer(proposer)
+    options = proposer_options(model, api_key_secret, agent_command, agent_timeout)
+    get_proposer(proposer, **options)  # bad options: one line now, not mid-loop
     ws = Workspace(repo, tag, {"timeout_seconds": timeout})
     parameters = dict(
         repo=str(ws.root), tag=ws.tag, iterations=iterations, proposer=proposer, time_budget=time_budget,
-        timeout_seconds=timeout, parallel=parallel, remote=remote, stop_after=stop_after,
+        timeout_seconds=timeout, parallel=parallel, remote=remote, stop_after=stop_after, confirm=confirm, **options,
     )
     if deployed:
         with loop_lock(ws.lock_path):
@@ -223,11 +229,35 @@ def status(repo: RepoOption = Path("."), rows: Annotated[int, typer.Option(help=
     s = summarize(entries, direction)
     if s.best is None:
         out.print(f"{s.experiments} runs, no keep yet ({s.crashes} crashes)")
-        return
-    out.print(
-        f"baseline {s.baseline:.6f} -> best {s.best:.6f} ({s.improvement_percent:+.2f}%) at {s.best_commit} "
-        f"[{s.best_description}]; {s.keeps} kept, {s.discards} discarded, {s.crashes} crashed"
-    )
+    else:
+        out.print(
+            f"baseline {s.baseline:.6f} -> best {s.best:.6f} ({s.improvement_percent:+.2f}%) at {s.best_commit} "
+            f"[{s.best_description}]; {s.keeps} kept, {s.discards} discarded, {s.crashes} crashed"
+        )
+    for line in _loop_state_lines(repo):
+        out.print(line)
+
+
+def _loop_state_lines(repo: Path) -> list[str]:
+    """Noise and proposer cost of the loop whose branch is checked out (from .git/autoresearch/<tag>.json)."""
+    from autoresearch.workspace import Workspace
+
+    try:
+        ws = Workspace(repo)
+        branch = ws.git.current_branch() or ""
+        if not branch.startswith("autoresearch/"):
+            return []
+        ws = Workspace(repo, branch.removeprefix("autoresearch/"))
+    except UserError:
+        return []
+    lines = []
+    sigma = ws.recorded("noise").get("sigma")
+    if sigma is not None:
+        lines.append(f"noise: sigma {sigma:.6f} from the baseline repeats; gains below 2 sigma = {2 * sigma:.6f} count as no change")
+    usage = ws.loop_usage()
+    if usage.requests:
+        lines.append(f"proposer cost ({ws.tag}): {usage.line()}")
+    return lines
 
 
 def _direction(repo: Path) -> str:

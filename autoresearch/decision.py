@@ -65,3 +65,29 @@ def crash_reason(
     if value != value or value in (float("inf"), float("-inf")):
         return f"{metric} is {value}"
     return None
+
+
+def noise_repeat(number: int, value: float, baseline: float, direction: Literal["minimize", "maximize"]) -> Decision:
+    """A repeat of the unmodified baseline: a real run with its own row, never a keep (see noise.py)."""
+    d = improvement(value, baseline, direction)
+    return Decision(
+        status="discard", reason=f"noise repeat {number} of the baseline ({baseline:.6f}): {d:+.6f}", improvement=d, complexity=0
+    )
+
+
+def confirm(first: Decision, second: Decision | None, values: tuple[float, float | None], second_crash: str | None) -> Decision:
+    """`--confirm`: a would-be keep was trained again (same commit); keep only if both runs pass.
+
+    `first` and `second` are the decision table's verdicts on each run's value against the same baseline.
+    The row records the mean of the two values (the first alone if the second run crashed).
+    """
+    one, two = values
+    if second_crash or second is None or two is None:
+        return Decision(status="discard", reason=f"not confirmed: the second run crashed ({second_crash})",
+                        improvement=first.improvement, complexity=first.complexity)
+    runs = f"runs {one:.6f} and {two:.6f}"
+    if second.status == "keep":
+        return Decision(status="keep", reason=f"confirmed ({runs}): {first.reason}",
+                        improvement=first.improvement, complexity=first.complexity)
+    return Decision(status="discard", reason=f"not confirmed ({runs}): second run {second.reason}",
+                    improvement=second.improvement, complexity=second.complexity)

@@ -28,20 +28,22 @@ def run_command(
     timeout: float,
     env: dict[str, str] | None = None,
     record: Path | None = None,
+    stdin: Path | None = None,
 ) -> RunOutcome:
     """Run `command` through the shell in `cwd`; stdout and stderr go to `log_path`.
 
     After `timeout` seconds, or if this process is interrupted, the whole process group (children
     and grandchildren) is killed with SIGKILL. `record` names a file that holds the group while it runs,
-    so a later process can kill it if this one dies (see `kill_recorded`).
+    so a later process can kill it if this one dies (see `kill_recorded`). `stdin` names a file to feed
+    the command (default: no input).
     """
     started = time.monotonic()
     timed_out = False
-    with open(log_path, "wb") as log:
+    with open(log_path, "wb") as log, open(stdin or os.devnull, "rb") as source:
         process = subprocess.Popen(
             [sys.executable, "-I", str(SUPERVISOR), str(os.getpid()), command],
             cwd=cwd,
-            stdin=subprocess.DEVNULL,
+            stdin=source,
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},

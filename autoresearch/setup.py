@@ -60,8 +60,7 @@ def preflight(ws: Workspace) -> None:
     """Checks that need no Prefect: run them before anything starts."""
     if not ws.git.has_commits():
         raise UserError(f"{ws.root} has no commits yet; commit train.py and prepare.py first")
-    if ws.config.noise_repeats:  # validates autoresearch.toml too
-        raise UserError("noise_repeats > 0 is not supported yet; set noise_repeats = 0 in autoresearch.toml")
+    ws.config  # noqa: B018  (validates autoresearch.toml before anything else)
     check_files(ws)
     branch, has_ledger = ws.git.branch_exists(ws.branch), ws.ledger_path.exists()
     if branch and not has_ledger:
@@ -194,9 +193,11 @@ def _reconcile_tip(ws: Workspace, rows: list[LedgerRow], tip: str, baseline: str
         notes.append(f"applied the reset of {short(tip)} ({row.status}) to {short(baseline)}")
         return None
     trailers = ws.git.trailers(tip)
+    parent = ws.git.parent(tip) or ""
+    fixes_a_crash = parent[:7] in logged and logged[parent[:7]].status == "crash"  # a crash-fix attempt in flight
     if (
         row is None
-        and ws.git.parent(tip) == baseline
+        and (parent == baseline or fixes_a_crash)
         and trailers.get(TRAILER_TAG) == ws.tag
         and trailers.get(TRAILER_ITERATION) == str(len(rows))
     ):

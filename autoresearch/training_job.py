@@ -41,6 +41,7 @@ class TrainRequest(BaseModel):
     timeout_seconds: float
     env: dict[str, str] = {}
     readonly: dict[str, str] = {}  # path -> sha256 recorded at setup
+    run: int = 0  # > 0: a repeat of the same commit (--confirm), logged next to the first
 
     @property
     def ref(self) -> str:
@@ -85,7 +86,7 @@ def run_training_job(request: TrainRequest, slot: int, record: Path | None = Non
         record=record,
     )
     ended_at = time.time()
-    archived = log_path(root, request.tag, request.iteration, request.commit)
+    archived = log_path(root, request.tag, request.iteration, request.commit, request.run)
     archived.parent.mkdir(parents=True, exist_ok=True)
     os.replace(live_log, archived)
     if not request.remote:

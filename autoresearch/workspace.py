@@ -15,6 +15,7 @@ from autoresearch import ledger
 from autoresearch.config import ExperimentConfig, load_config
 from autoresearch.errors import UserError
 from autoresearch.gitops import Git
+from autoresearch.models import Usage
 
 WORK_DIR = ".autoresearch"  # in the experiment repo, untracked (worktrees, logs)
 EXCLUDES = [ledger.LEDGER_FILE, "run.log", f"{WORK_DIR}/", "__pycache__/"]
@@ -70,8 +71,8 @@ class Workspace:
     def worktree(self, slot: int = 0) -> Path:
         return worktree_path(self.root, slot)
 
-    def log_path(self, iteration: int, commit: str) -> Path:
-        return log_path(self.root, self.tag, iteration, commit)
+    def log_path(self, iteration: int, commit: str, run: int = 0) -> Path:
+        return log_path(self.root, self.tag, iteration, commit, run)
 
     def experiment_ref(self, commit: str) -> str:
         return f"refs/autoresearch/{self.tag}/{commit}"
@@ -106,6 +107,19 @@ class Workspace:
         temp.write_text(json.dumps(state, indent=2))
         os.replace(temp, self.state_path)
 
+    def record(self, section: str, key: str, value: object) -> None:
+        """Set state[section][key] (idempotent: a retried task writes the same entry again)."""
+        state = self.load_state() or self.new_state()
+        state.setdefault(section, {})[key] = value
+        self.save_state(state)
+
+    def recorded(self, section: str) -> dict:
+        return (self.load_state() or {}).get(section, {})
+
+    def loop_usage(self) -> Usage:
+        """Tokens and dollars of every proposal of this loop (state `usage`, one entry per iteration)."""
+        return sum((Usage.model_validate(u) for u in self.recorded("usage").values()), Usage())
+
     def new_state(self) -> dict:
         return {"tag": self.tag, "loop_id": uuid.uuid4().hex[:12], "readonly": self.readonly_checksums(self.root)}
 
@@ -131,8 +145,9 @@ def worktree_path(root: Path, slot: int) -> Path:
     return root / WORK_DIR / "worktrees" / f"slot-{slot}"
 
 
-def log_path(root: Path, tag: str, iteration: int, commit: str) -> Path:
-    return root / WORK_DIR / "logs" / tag / f"{iteration:04d}-{commit[:7]}.log"
+def log_path(root: Path, tag: str, iteration: int, commit: str, run: int = 0) -> Path:
+    repeat = f"-run{run}" if run else ""  # a repeat of the same commit (--confirm)
+    return root / WORK_DIR / "logs" / tag / f"{iteration:04d}-{commit[:7]}{repeat}.log"
 
 
 def verify_checksums(root: Path, expected_checksums: dict[str, str], branch: str) -> None:

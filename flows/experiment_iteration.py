@@ -8,8 +8,10 @@ from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
 from pydantic import BaseModel
 
+from autoresearch import noise
 from autoresearch.models import Decision, LedgerRow, Proposal
 from autoresearch.tasks.commit import commit
+from autoresearch.tasks.confirm import confirm
 from autoresearch.tasks.edit import edit
 from autoresearch.tasks.evaluate import evaluate
 from autoresearch.tasks.extract import extract
@@ -56,6 +58,10 @@ def experiment_iteration(spec: IterationSpec) -> IterationOutcome:
         result = train(spec, experiment)
         metrics = extract(spec, result)
     verdict = evaluate(spec, experiment, edited.refused, result, metrics)
+    if spec.confirm and verdict.status == "keep" and not spec.is_baseline:  # --confirm (issue 4)
+        second = train(spec, experiment, run=1)
+        confirmed = confirm(spec, experiment, verdict, metrics, second, extract(spec, second))
+        verdict, metrics = confirmed.verdict, confirmed.metrics
     row = log(spec, experiment, proposal.description, verdict, metrics)
     new_baseline = keep_or_reset(spec, experiment, verdict)
     kept = verdict.status == "keep"
@@ -78,6 +84,17 @@ def _rename(name: str | None, tags: list[str]) -> None:
         client.update_flow_run(flow_run.id, name=name, tags=tags)
 
 
+def _issue4_lines(spec: IterationSpec, proposal: Proposal) -> list[str]:
+    """Noise and cost lines of the iteration artifact (issue 4)."""
+    ws, lines = spec.workspace(), []
+    if spec.sigma is not None:
+        small, big = noise.thresholds(ws.config.small_gain, ws.config.big_gain, spec.sigma)
+        lines.append(f"**Noise:** sigma {spec.sigma:.6f} from the baseline repeats; small_gain {small:.6f}, big_gain {big:.6f}")
+    if proposal.usage is not None:
+        lines.append(f"**Proposer cost:** {proposal.usage.line()}; this loop so far: {ws.loop_usage().line()}")
+    return lines
+
+
 def _report(spec: IterationSpec, proposal: Proposal, experiment: str, verdict: Decision, row: LedgerRow, tail: str | None) -> None:
     ws = spec.workspace()
     diff = "" if spec.is_baseline else ws.git.diff(spec.baseline_commit, experiment, ws.config.editable)
@@ -89,6 +106,7 @@ def _report(spec: IterationSpec, proposal: Proposal, experiment: str, verdict: D
         f"| `{row.commit}` | {row.value:.6f} | {baseline} | {row.memory_gb:.1f} |",
         f"**Hypothesis:** {proposal.rationale or proposal.description}",
     ]
+    parts += _issue4_lines(spec, proposal)
     if diff:
         parts.append(f"```diff\n{diff}\n```")
     if tail:

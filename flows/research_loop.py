@@ -15,13 +15,13 @@ from prefect import flow, get_run_logger
 from prefect.runtime import deployment
 from pydantic import BaseModel
 
-from autoresearch import ledger, runs
+from autoresearch import followup, ledger, runs
 from autoresearch.config import parse_duration
 from autoresearch.deployments.definitions import EXPERIMENT_ITERATION
 from autoresearch.errors import UserError
 from autoresearch.flows.experiment_iteration import IterationOutcome, experiment_iteration, iteration_tags, run_name
 from autoresearch.lock import loop_lock
-from autoresearch.proposers import ProposerExhausted
+from autoresearch.proposers import ProposerExhausted, proposer_options
 from autoresearch.setup import reset_to_last_keep, setup_or_resume
 from autoresearch.tasks.spec import IterationSpec
 from autoresearch.workspace import Workspace
@@ -49,6 +49,11 @@ def research_loop(
     remote: str | None = None,
     stop_after: str | None = None,
     infra_retries: int = 2,
+    model: str | None = None,
+    api_key_secret: str | None = None,
+    agent_command: str | None = None,
+    agent_timeout: float | None = None,
+    confirm: bool = False,
 ) -> LoopSummary:
     deployed = deployment.id is not None
     _check_parameters(iterations, parallel, remote, deployed, infra_retries)
@@ -74,7 +79,10 @@ def research_loop(
             resume_commit=plan.in_flight_commit,
             deployed=deployed,
             remote=remote,
+            proposer_options=proposer_options(model, api_key_secret, agent_command, agent_timeout),
+            confirm=confirm,
         )
+        spec = followup.first_spec(ws, spec)  # sigma, and a noise repeat if one is due
         try:
             done, stopped = _iterate(ws, spec, iterations_of, iterations, parallel, stop_at)
         except BaseException as exc:
@@ -113,12 +121,13 @@ def _iterate(
 ) -> tuple[int, str]:
     done = 0
     while True:
-        if not spec.is_baseline and spec.resume_commit is None:
+        extra = spec.is_baseline or spec.resume_commit or spec.fix_of or spec.noise_repeat  # not a new idea
+        if not extra:
             if iterations is not None and done >= iterations:
                 return done, f"ran {done} iterations"
             if stop_at is not None and time.monotonic() >= stop_at:
                 return done, f"stop time reached after {done} iterations"
-        size = 1 if spec.is_baseline or spec.resume_commit else min(parallel, (iterations - done) if iterations else parallel)
+        size = 1 if extra else min(parallel, (iterations - done) if iterations else parallel)
         candidates = [
             spec.model_copy(update={"iteration": spec.iteration + k, "round_start": spec.iteration if size > 1 else None, "round_size": size})
             for k in range(size)
@@ -132,16 +141,14 @@ def _iterate(
                 f"the baseline run crashed ({outcomes[0].reason}); see {ws.log_path(spec.iteration, outcomes[0].row.commit)}, "
                 "fix the experiment, then run again"
             )
-        if not spec.is_baseline:
+        if not extra:
             done += size
-        winner = next((o for o in outcomes if o.baseline_commit != spec.baseline_commit), outcomes[0])
-        spec = spec.model_copy(
-            update={
-                "iteration": spec.iteration + size,
-                "baseline_commit": winner.baseline_commit,
-                "baseline_value": winner.baseline_value,
-                "resume_commit": None,
-            }
+        if size == 1:
+            spec = followup.next_spec(ws, candidates[0], outcomes[0])  # noise repeats, crash fixes, else a new idea
+            continue
+        winner = next((o for o in outcomes if o.baseline_commit != spec.baseline_commit), outcomes[-1])
+        spec = followup.next_spec(ws, candidates[-1], winner).model_copy(
+            update={"fix_of": None, "round_start": None, "round_size": 1}  # a round's crashes get no fix attempts
         )
 
 

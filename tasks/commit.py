@@ -25,7 +25,7 @@ def commit(spec: IterationSpec, proposal: Proposal, edited: EditResult) -> str:
     if not spec.in_round and tip != spec.baseline_commit and _is_this_iteration(spec, tip):
         return tip
     message = f"experiment: {proposal.description}\n\n{TRAILER_TAG}: {spec.tag}\n{TRAILER_ITERATION}: {spec.iteration}\n"
-    sha = ws.git.commit_tree(spec.baseline_commit, edited.files, message)
+    sha = ws.git.commit_tree(spec.parent_commit, edited.files, message)
     ws.git.keep_reachable(ws.experiment_ref(sha), sha)
     if edited.refused is None and not spec.in_round:  # a round's candidates stay off the branch until one wins
         ws.move_branch(sha, expected_tip=spec.baseline_commit)
@@ -36,7 +36,7 @@ def _is_this_iteration(spec: IterationSpec, commit: str) -> bool:
     ws = spec.workspace()
     trailers = ws.git.trailers(commit)
     return (
-        ws.git.parent(commit) == spec.baseline_commit
+        ws.git.parent(commit) == spec.parent_commit
         and trailers.get(TRAILER_TAG) == spec.tag
         and trailers.get(TRAILER_ITERATION) == str(spec.iteration)
     )

@@ -9,9 +9,12 @@ from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
 
 @task(name="edit", persist_result=True, cache_key_fn=iteration_cache_key)
 def edit(spec: IterationSpec, proposal: Proposal) -> EditResult:
-    """Apply the proposal to the baseline's editable files (in memory); refuse anything else."""
-    if spec.is_baseline or spec.resume_commit:
+    """Apply the proposal to the editable files of the baseline (of the crashed commit, for a fix), in memory."""
+    if spec.is_baseline or spec.resume_commit or spec.noise_repeat:
         return EditResult()
     ws = spec.workspace()
-    originals = {path: ws.git.show(spec.baseline_commit, path) or "" for path in ws.config.editable}
-    return apply_edits(originals, proposal.edits)
+    originals = {path: ws.git.show(spec.parent_commit, path) or "" for path in ws.config.editable}
+    result = apply_edits(originals, proposal.edits)
+    if proposal.refused:  # the proposer gave up (invalid replies, an agent that touched other files)
+        return EditResult(files=result.files, refused=proposal.refused)
+    return result

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from prefect import task
 
-from autoresearch import decision
+from autoresearch import decision, noise
 from autoresearch.models import Decision, Metrics, TrainResult
 from autoresearch.rounds import Candidate, RoundBoard, round_decision
 from autoresearch.tasks.spec import IterationSpec, iteration_cache_key, round_timeout
@@ -47,13 +47,16 @@ def _verdict(
     value = round(metrics.value, 6)
     if spec.is_baseline:
         return decision.baseline(value)
+    if spec.noise_repeat:
+        return decision.noise_repeat(spec.noise_repeat, value, spec.baseline_value, config.direction)
     complexity = spec.workspace().git.complexity(spec.baseline_commit, commit, config.editable)
+    small_gain, big_gain = noise.thresholds(config.small_gain, config.big_gain, spec.sigma)
     return decision.decide(
         new=value,
         baseline=spec.baseline_value,
         complexity=complexity,
         direction=config.direction,
-        big_gain=config.big_gain,
-        small_gain=config.small_gain,
+        big_gain=big_gain,
+        small_gain=small_gain,
         major_lines=config.major_lines,
     )

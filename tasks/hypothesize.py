@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from prefect import task
 
-from autoresearch import ledger
-from autoresearch.models import Proposal, ProposalContext
+from autoresearch import ledger, noise
+from autoresearch.metrics import extract as extract_metrics
+from autoresearch.models import CrashReport, Proposal, ProposalContext
+from autoresearch.prompt import public_interface
 from autoresearch.proposers import get_proposer
-from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
+from autoresearch.tasks.spec import MAX_FIX_ATTEMPTS, IterationSpec, iteration_cache_key
+from autoresearch.workspace import WORK_DIR, Workspace
 
 EXPERIMENT_PREFIX = "experiment: "
 
@@ -19,15 +22,49 @@ def hypothesize(spec: IterationSpec) -> Proposal:
         return Proposal(description=subject.removeprefix(EXPERIMENT_PREFIX), rationale="resumed after an interruption")
     if spec.is_baseline:
         return Proposal(description="baseline", rationale="the unmodified code, to compare against")
+    if spec.noise_repeat:
+        return Proposal(
+            description=noise.repeat_description(spec.noise_repeat),
+            rationale="the unmodified baseline trained again, to measure run-to-run noise",
+        )
+    proposal = get_proposer(spec.proposer, **spec.proposer_options).propose(proposal_context(ws, spec))
+    if spec.fix_of:
+        proposal = proposal.model_copy(update={"description": f"fix of {spec.fix_of.commit[:7]}: {proposal.description}"})
+    if proposal.usage is not None:
+        ws.record("usage", f"{spec.iteration:04d}", proposal.usage.model_dump())
+    return proposal
+
+
+def proposal_context(ws: Workspace, spec: IterationSpec) -> ProposalContext:
+    """What the proposer sees: files at the commit the edits apply to, the ledger with reasons, a crash to fix."""
     config = ws.config
-    context = ProposalContext(
+    parent = spec.parent_commit
+    return ProposalContext(
         iteration=spec.iteration,
         baseline_commit=spec.baseline_commit,
-        editable_files={path: ws.git.show(spec.baseline_commit, path) or "" for path in config.editable},
+        editable_files={path: ws.git.show(parent, path) or "" for path in config.editable},
         program=ws.git.show(spec.baseline_commit, config.program) or "",
         history=ledger.read(ws.ledger_path, config.metric),
         metric=config.metric,
         direction=config.direction,
         seed=config.seed,
+        readonly_interfaces={
+            path: public_interface(ws.git.show(parent, path) or "") if path.endswith(".py") else "(not a Python file)"
+            for path in config.readonly
+        },
+        reasons=ws.recorded("reasons"),
+        crash=_crash_report(ws, spec),
+        repo=str(ws.root),
+        scratch_dir=str(ws.root / WORK_DIR / "worktrees" / f"agent-{spec.slot}"),  # one per slot (--parallel)
     )
-    return get_proposer(spec.proposer).propose(context)
+
+
+def _crash_report(ws: Workspace, spec: IterationSpec) -> CrashReport | None:
+    crash = spec.fix_of
+    if crash is None:
+        return None
+    tail = extract_metrics(ws.log_path(crash.iteration, crash.commit), ws.config.metric, ws.config.memory_metric).tail
+    return CrashReport(
+        commit=crash.commit, description=crash.description, reason=crash.reason, log_tail=tail,
+        attempt=crash.attempt, max_attempts=MAX_FIX_ATTEMPTS,
+    )

@@ -23,6 +23,7 @@ def log(spec: IterationSpec, commit: str, description: str, verdict: Decision, m
     )
     if spec.in_round:
         wait_for_turn(lambda: len(ledger.read(ws.ledger_path, ws.config.metric)), spec.iteration, round_timeout(spec))
+    ws.record("reasons", row.commit, verdict.reason)  # for the prompt's history (results.tsv keeps 5 columns)
     rows = ledger.read(ws.ledger_path, ws.config.metric)
     if len(rows) > spec.iteration:
         if rows[spec.iteration].commit[:7] != row.commit:

@@ -13,6 +13,19 @@ from pydantic import BaseModel
 from autoresearch.workspace import Workspace
 
 
+class CrashInfo(BaseModel):
+    """A crashed experiment that the next iteration tries to fix (at most MAX_FIX_ATTEMPTS in a row)."""
+
+    commit: str  # full hash of the crashed experiment commit: the fix's parent
+    iteration: int  # its row, and its run.log under .autoresearch/logs/
+    description: str  # the idea being fixed
+    reason: str  # why it crashed
+    attempt: int  # 1 .. MAX_FIX_ATTEMPTS
+
+
+MAX_FIX_ATTEMPTS = 2
+
+
 class IterationSpec(BaseModel):
     repo: str
     tag: str
@@ -33,6 +46,17 @@ class IterationSpec(BaseModel):
     @property
     def in_round(self) -> bool:
         return self.round_size > 1
+    # --- proposers, crash fixes, noise (issue 4) ---
+    proposer_options: dict[str, Any] = {}  # --model, --agent-command, ... (JSON values; part of the cache key)
+    fix_of: CrashInfo | None = None  # this iteration is a fix attempt of a crashed experiment
+    noise_repeat: int | None = None  # this iteration re-trains the unmodified baseline (noise.py)
+    sigma: float | None = None  # measured baseline noise: keeps need max(small_gain, 2 sigma)
+    confirm: bool = False  # re-train a would-be keep once; keep only if both runs pass
+
+    @property
+    def parent_commit(self) -> str:
+        """What this iteration's commit builds on: the crashed commit for a fix, else the baseline."""
+        return self.fix_of.commit if self.fix_of else self.baseline_commit
 
     @property
     def is_baseline(self) -> bool:
@@ -58,7 +82,7 @@ def iteration_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> 
     `resume_commit` is left out on purpose, so a resumed iteration finds what its first attempt persisted.
     """
     spec: IterationSpec = parameters["spec"]
-    identity = spec.model_dump(include={"repo", "loop_id", "proposer"})
+    identity = spec.model_dump(include={"repo", "loop_id", "proposer", "proposer_options"})
     inputs = {k: v.model_dump(mode="json") if isinstance(v, BaseModel) else v for k, v in parameters.items() if k != "spec"}
     digest = hash_objects(identity, inputs, context.task.name)
     return f"{spec.tag}-{spec.iteration:04d}-{spec.baseline_commit[:12]}-{context.task.name}-{digest}"

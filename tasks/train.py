@@ -11,11 +11,12 @@ from autoresearch.training_job import TrainRequest, run_training_job
 
 
 @task(name="train", persist_result=True, cache_key_fn=iteration_cache_key)
-def train(spec: IterationSpec, commit: str) -> TrainResult:
+def train(spec: IterationSpec, commit: str, run: int = 0) -> TrainResult:
     """Run the experiment command at `commit` in a slot's worktree; all output to run.log; hard timeout.
 
     Local mode runs it in this process; deployed mode as a `train-on-gpu` run on the gpu pool. Either
     way the log ends up under .autoresearch/logs/<tag>/ (run.log in the repo root links to the latest).
+    `run` > 0: a repeat of the same commit (--confirm).
     """
     ws = spec.workspace()
     config = ws.config
@@ -30,6 +31,7 @@ def train(spec: IterationSpec, commit: str) -> TrainResult:
         timeout_seconds=config.timeout_seconds,
         env={"AUTORESEARCH_TIME_BUDGET": str(spec.time_budget)} if spec.time_budget else {},
         readonly=ws.recorded_checksums(),
+        run=run,
     )
     if spec.deployed:
         name = f"{spec.tag} · iter {spec.iteration:04d} · train {commit[:7]}"
@@ -38,7 +40,7 @@ def train(spec: IterationSpec, commit: str) -> TrainResult:
         report = run_training_job(request, spec.slot, record=ws.training_record)
     log_path = Path(report.log_path)
     if report.log_text is not None:  # the log stayed on the worker's machine: keep the tail that came back
-        log_path = ws.log_path(spec.iteration, commit)
+        log_path = ws.log_path(spec.iteration, commit, run)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.write_text(report.log_text)
     return TrainResult(

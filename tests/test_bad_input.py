@@ -128,7 +128,19 @@ def test_invalid_tag(repo: Path):
     assert_one_line_error(result, "invalid --tag")
 
 
-def test_noise_repeats_is_refused_until_supported(tmp_path: Path):
-    data = tmp_path / "data"
-    repo = make_repo(tmp_path / "exp", config=f'command = "{{python}} train.py"\ndata_check = "{data}"\nnoise_repeats = 2\n', data=data)
-    assert_one_line_error(run(repo), "noise_repeats", "not supported yet")
+def test_llm_proposer_without_model(repo: Path):
+    assert_one_line_error(cli("run", "--repo", str(repo), "--proposer", "llm"), "--model")
+
+
+def test_llm_proposer_with_unknown_provider(repo: Path):
+    result = cli("run", "--repo", str(repo), "--proposer", "llm", "--model", "nosuchprovider:model-x")
+    assert_one_line_error(result, "--model nosuchprovider:model-x")
+
+
+def test_llm_proposer_without_api_key(repo: Path):
+    result = cli("run", "--repo", str(repo), "--proposer", "llm", "--model", "anthropic:claude-sonnet-4-5", env={"ANTHROPIC_API_KEY": ""})
+    assert_one_line_error(result, "ANTHROPIC_API_KEY")
+
+
+def test_agent_proposer_without_command(repo: Path):
+    assert_one_line_error(cli("run", "--repo", str(repo), "--proposer", "agent"), "--agent-command")

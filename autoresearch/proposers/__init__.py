@@ -1,5 +1,12 @@
 """Proposers: where the next idea comes from."""
 
-from autoresearch.proposers.base import Proposer, ProposerExhausted, available, get_proposer, register
+from autoresearch.proposers.base import (
+    Proposer,
+    ProposerExhausted,
+    available,
+    get_proposer,
+    proposer_options,
+    register,
+)
 
-__all__ = ["Proposer", "ProposerExhausted", "available", "get_proposer", "register"]
+__all__ = ["Proposer", "ProposerExhausted", "available", "get_proposer", "proposer_options", "register"]

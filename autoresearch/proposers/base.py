@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
@@ -28,6 +29,17 @@ class Proposer(ABC):
         """Return one focused idea for the next experiment."""
 
 
+def proposer_options(
+    model: str | None = None,
+    api_key_secret: str | None = None,
+    agent_command: str | None = None,
+    agent_timeout: float | None = None,
+) -> dict[str, Any]:
+    """The CLI flags / flow parameters that configure a proposer, as JSON-serializable options (None dropped)."""
+    given = {"model": model, "api_key_secret": api_key_secret, "agent_command": agent_command, "agent_timeout": agent_timeout}
+    return {key: value for key, value in given.items() if value is not None}
+
+
 def register(cls: type[Proposer]) -> type[Proposer]:
     _REGISTRY[cls.name] = cls
     return cls
@@ -45,7 +57,12 @@ def get_proposer(name: str, **options: Any) -> Proposer:
     return _REGISTRY[name](**options)
 
 
+BUILT_IN = ("autoresearch.proposers.mutate", "autoresearch.proposers.llm", "autoresearch.proposers.agent")
+
+
 def _load_plugins() -> None:
+    for module in BUILT_IN:  # registered on import, even where the package's entry points are stale
+        import_module(module)
     for entry in entry_points(group="autoresearch.proposers"):
         if entry.name not in _REGISTRY:
             register(entry.load())

@@ -1,0 +1,111 @@
+"""`--proposer agent --agent-command '...'`: a coding-agent CLI (claude -p, codex exec, aider ...) proposes.
+
+The agent runs in a scratch worktree of the experiment repo (`.autoresearch/worktrees/agent-<slot>`, detached at
+the baseline, or at the crashed commit for a fix): never in the user's working tree. It gets the prompt
+on stdin and in the file named by $AUTORESEARCH_PROMPT_FILE, runs under a hard timeout that kills its
+whole process group (autoresearch/runner.py), and its output goes to `.autoresearch/worktrees/agent-<slot>.log`.
+Then git says what it changed (uncommitted or committed, new files included; ignored files such as a
+.venv do not count). Its description is the first line of $AUTORESEARCH_DESCRIPTION_FILE, or else the last
+line of its output. The changes become a Proposal whose edits replace each changed editable file whole,
+so the usual edit and commit tasks apply it. A change to any other file, a timeout or a non-zero exit is
+refused: the idea is logged as a crash row with the reason, and the scratch worktree is reset next time.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from autoresearch.errors import UserError
+from autoresearch.gitops import Git
+from autoresearch.models import FileEdit, Proposal, ProposalContext
+from autoresearch.prompt import AGENT_ANSWER, MAX_DESCRIPTION, build_prompt
+from autoresearch.proposers.base import Proposer, register
+from autoresearch.runner import run_command
+
+DEFAULT_TIMEOUT = 900.0  # seconds for one agent run
+TAIL_BYTES = 64 * 1024
+
+
+@register
+class AgentProposer(Proposer):
+    """Runs a coding agent in a scratch checkout and turns what it changed into a Proposal."""
+
+    name = "agent"
+    can_fix = True
+
+    def __init__(self, agent_command: str | None = None, agent_timeout: float | None = None, **options: Any) -> None:
+        super().__init__(agent_command=agent_command, agent_timeout=agent_timeout, **options)
+        if not agent_command or not agent_command.strip():
+            raise UserError("--proposer agent needs --agent-command '...', e.g. --agent-command 'claude -p'")
+        if agent_timeout is not None and agent_timeout <= 0:
+            raise UserError("--agent-timeout must be a positive number of seconds")
+        self.command = agent_command
+        self.timeout = agent_timeout or DEFAULT_TIMEOUT
+
+    def propose(self, context: ProposalContext) -> Proposal:
+        if not context.repo or not context.scratch_dir:
+            raise UserError("the agent proposer needs the experiment repo; run it through `autoresearch run`")
+        git = Git(Path(context.repo))
+        scratch = Path(context.scratch_dir)
+        base = context.crash.commit if context.crash else context.baseline_commit
+        git.checkout_worktree(scratch, base)
+        git.run("reset", "-q", "--hard", base, cwd=scratch)
+        git.run("clean", "-q", "-fd", cwd=scratch)  # leftovers of the last agent; ignored files (.venv) stay
+        log = scratch.with_name(scratch.name + ".log")
+        with tempfile.TemporaryDirectory(prefix="autoresearch-agent-") as tmp:
+            prompt_file, description_file = Path(tmp) / "prompt.md", Path(tmp) / "description.txt"
+            prompt_file.write_text(build_prompt(context, AGENT_ANSWER).text, encoding="utf-8")
+            outcome = run_command(
+                self.command,
+                cwd=scratch,
+                log_path=log,
+                timeout=self.timeout,
+                env={"AUTORESEARCH_PROMPT_FILE": str(prompt_file), "AUTORESEARCH_DESCRIPTION_FILE": str(description_file)},
+                stdin=prompt_file,
+            )
+            told = description_file.read_text(encoding="utf-8", errors="replace") if description_file.exists() else ""
+        description, rationale = _description(told, log)
+        edits, outside = _changes(git, scratch, base, context.editable_files)
+        refused = None
+        if outcome.timed_out:
+            refused = f"the agent timed out after {self.timeout:g} s (process group killed)"
+        elif outcome.exit_code:
+            refused = f"the agent exited with code {outcome.exit_code} (see {log})"
+        elif outside:
+            refused = f"the agent changed files outside the editable ones: {', '.join(outside)}"
+        return Proposal(description=description, rationale=rationale, edits=edits, refused=refused)
+
+
+def _changes(git: Git, scratch: Path, base: str, editable: dict[str, str]) -> tuple[list[FileEdit], list[str]]:
+    """Edits (whole-file replacements) of the changed editable files, and the other paths it changed."""
+    git.run("add", "-A", cwd=scratch)  # the scratch worktree's own index; catches new files and commits too
+    changed = [path for path in git.run("diff", "--cached", "--name-only", "--no-renames", base, cwd=scratch).splitlines() if path]
+    edits = []
+    for path in sorted(set(changed) & set(editable)):
+        new = scratch / path
+        text = new.read_text(encoding="utf-8", errors="replace") if new.is_file() else ""
+        edits.append(FileEdit(path=path, search=editable[path], replace=text))
+    return edits, sorted(set(changed) - set(editable))
+
+
+def _description(told: str, log: Path) -> tuple[str, str]:
+    """(description, rationale): the description file's first line and the rest, else the log's last line."""
+    lines = [line.strip() for line in told.splitlines() if line.strip()]
+    if not lines:
+        lines = [_last_line(log)]
+    first = " ".join(lines[0].replace("\t", " ").split())[:MAX_DESCRIPTION] or "agent: (no description)"
+    return first, "\n".join(lines[1:])
+
+
+def _last_line(log: Path) -> str:
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(max(0, os.path.getsize(log) - TAIL_BYTES))
+            tail = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = [line for line in tail.splitlines() if line.strip()]
+    return lines[-1] if lines else ""

@@ -1,0 +1,179 @@
+"""`--proposer llm --model PROVIDER:NAME`: one structured call to a model, through pydantic-ai.
+
+The model gets the prompt of autoresearch/prompt.py (rules as instructions, the material as the user
+message) and must answer with a `Reply`. A reply that does not validate, or whose edits do not apply to
+the editable files (search text missing, a path that is not editable, code that does not compile), is
+sent back with the error, at most MAX_RETRIES times; after that the idea comes back refused, and the loop
+logs it as a crash row with the reason and goes on.
+
+API keys: the provider's own environment variable (ANTHROPIC_API_KEY, OPENAI_API_KEY, ...), or a Prefect
+Secret block named by `api_key_secret` (loaded when the proposal is made). Keys are never logged.
+Needs the optional extra: `pip install 'autoresearch-prefect[llm]'`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from autoresearch.edits import apply_edits
+from autoresearch.errors import UserError
+from autoresearch.models import FileEdit, Proposal, ProposalContext, Usage
+from autoresearch.prompt import LLM_ANSWER, MAX_DESCRIPTION, build_prompt
+from autoresearch.proposers.base import Proposer, register
+
+if TYPE_CHECKING:
+    from pydantic_ai.messages import ModelMessage
+    from pydantic_ai.models import Model
+
+MAX_RETRIES = 2  # replies sent back with their error before the idea is logged as a crash
+INSTALL_HINT = "--proposer llm needs pydantic-ai: pip install 'autoresearch-prefect[llm]'"
+
+# Models registered by name (tests, or a plugin wrapping a model of its own); they win over provider strings.
+_MODELS: dict[str, Callable[[], Model]] = {}
+
+
+def register_model(name: str, factory: Callable[[], Model]) -> None:
+    _MODELS[name] = factory
+
+
+class Reply(BaseModel):
+    """What the model must answer: one idea and the search/replace edits that implement it."""
+
+    description: str = Field(min_length=1, max_length=MAX_DESCRIPTION, description="one line, no tabs")
+    rationale: str = Field(description="why this should improve the metric")
+    edits: list[FileEdit] = Field(min_length=1, description="search/replace edits of the editable files")
+
+    @field_validator("description")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if "\t" in value or "\n" in value or "\r" in value:
+            raise ValueError("the description must be one line without tabs")
+        return value.strip()
+
+
+@register
+class LLMProposer(Proposer):
+    """One idea per call from any model pydantic-ai supports (anthropic:..., openai:..., ollama:...)."""
+
+    name = "llm"
+    can_fix = True
+
+    def __init__(self, model: str | None = None, api_key_secret: str | None = None, **options: Any) -> None:
+        super().__init__(model=model, api_key_secret=api_key_secret, **options)
+        if not model:
+            raise UserError("--proposer llm needs --model PROVIDER:NAME, e.g. --model anthropic:claude-sonnet-4-5")
+        try:
+            import pydantic_ai  # noqa: F401
+        except ImportError:
+            raise UserError(INSTALL_HINT) from None
+        self.model_name = model
+        self.api_key_secret = api_key_secret
+        self._model = self.model()  # an unknown provider or a missing API key: one line now, not mid-loop
+
+    def model(self) -> Model:
+        from pydantic_ai.exceptions import UserError as PydanticAIUserError
+        from pydantic_ai.models import infer_model
+        from pydantic_ai.providers import infer_provider, infer_provider_class
+
+        if self.model_name in _MODELS:
+            return _MODELS[self.model_name]()
+        factory = infer_provider
+        if self.api_key_secret:
+            key = _secret(self.api_key_secret)
+
+            def factory(provider: str) -> Any:
+                try:
+                    return infer_provider_class(provider)(api_key=key)
+                except TypeError:
+                    raise UserError(f"provider {provider!r} takes no API key; drop --api-key-secret") from None
+
+        try:
+            return infer_model(self.model_name, provider_factory=factory)
+        except (PydanticAIUserError, ValueError) as exc:
+            raise UserError(f"--model {self.model_name}: {_first_line(exc)}") from None
+        except ImportError:
+            raise UserError(f"--model {self.model_name}: its provider's package is missing; {INSTALL_HINT}") from None
+
+    def propose(self, context: ProposalContext) -> Proposal:
+        from pydantic_ai import Agent, ModelRetry, RunContext, capture_run_messages
+        from pydantic_ai.exceptions import UnexpectedModelBehavior
+
+        prompt = build_prompt(context, LLM_ANSWER)
+        agent = Agent(self._model, output_type=Reply, instructions=prompt.rules, retries={"output": MAX_RETRIES})
+        last: list[Reply] = []
+        refusals: list[str] = []
+
+        @agent.output_validator
+        def edits_apply(ctx: RunContext[None], reply: Reply) -> Reply:
+            last.append(reply)
+            result = apply_edits(context.editable_files, reply.edits)
+            if result.refused:
+                refusals.append(result.refused)
+                raise ModelRetry(f"Your edits were refused: {result.refused}. Send the whole proposal again, corrected.")
+            return reply
+
+        with capture_run_messages() as messages:
+            try:
+                reply = agent.run_sync(prompt.body).output
+            except UnexpectedModelBehavior as exc:
+                reason = _last_error(exc, refusals)
+                attempted = last[-1] if last else None
+                return Proposal(
+                    description=attempted.description if attempted else "llm: no valid proposal",
+                    rationale=attempted.rationale if attempted else "",
+                    edits=attempted.edits if attempted else [],
+                    refused=f"{reason} (after {MAX_RETRIES} retries)",
+                    usage=usage_of(messages),
+                )
+        return Proposal(description=reply.description, rationale=reply.rationale, edits=reply.edits, usage=usage_of(messages))
+
+
+def usage_of(messages: list[ModelMessage]) -> Usage:
+    """Tokens of every model response in the run; dollars from genai-prices, or None if any price is unknown."""
+    from pydantic_ai.messages import ModelResponse
+
+    responses = [m for m in messages if isinstance(m, ModelResponse)]
+    total = Usage(
+        requests=len(responses),
+        input_tokens=sum(r.usage.input_tokens for r in responses),
+        output_tokens=sum(r.usage.output_tokens for r in responses),
+    )
+    cost = Decimal(0)
+    for response in responses:
+        try:
+            cost += response.cost().total_price
+        except (LookupError, ValueError, AssertionError):  # genai-prices knows no price for this model/provider
+            return total
+    return total.model_copy(update={"cost_usd": float(cost)}) if responses else total
+
+
+def _last_error(exc: BaseException, refusals: list[str]) -> str:
+    """Why the last reply failed: its edits were refused, or it did not validate (and where)."""
+    from pydantic_ai import ModelRetry
+
+    cause = exc.__cause__
+    if isinstance(cause, ModelRetry) and refusals:
+        return refusals[-1]
+    if isinstance(cause, ValidationError) and cause.errors():
+        error = cause.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        return f"the model's reply did not validate: {where}: {error['msg']}"
+    return f"the model's reply did not validate: {_first_line(exc)}"
+
+
+def _secret(name: str) -> str:
+    from prefect.blocks.system import Secret
+
+    try:
+        return str(Secret.load(name).get())
+    except ValueError:
+        raise UserError(f"no Prefect Secret block named {name!r}; create it (prefect block create secret) or fix --api-key-secret") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
