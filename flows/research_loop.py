@@ -141,7 +141,7 @@ def _iterate(
                 f"the baseline run crashed ({outcomes[0].reason}); see {ws.log_path(spec.iteration, outcomes[0].row.commit)}, "
                 "fix the experiment, then run again"
             )
-        if not extra:
+        if not (spec.is_baseline or spec.fix_of or spec.noise_repeat):  # a finished in-flight idea counts
             done += size
         if size == 1:
             spec = followup.next_spec(ws, candidates[0], outcomes[0])  # noise repeats, crash fixes, else a new idea
