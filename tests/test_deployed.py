@@ -20,7 +20,8 @@ from autoresearch import ledger, runs
 from autoresearch.deployments.definitions import DEPLOYMENTS, RESEARCH_LOOP
 from conftest import SESSION_DIR, cli, git, make_repo
 
-WORKER_ENV = {"PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "1"}
+WORKER_HOME = SESSION_DIR / "worker-home"  # where GPU workers keep their clones of remote repos
+WORKER_ENV = {"PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "1", "AUTORESEARCH_HOME": str(WORKER_HOME)}
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +126,23 @@ def test_parallel_round_trains_candidates_at_the_same_time(workers, tmp_path):
     assert second.start_time < first.end_time, "the two candidates' trainings did not overlap"
     # git stays linear: the branch is the baseline plus at most the winner
     assert int(git(repo, "rev-list", "--count", "--merges", "autoresearch/par")) == 0
+
+
+def test_workers_fetch_commits_from_a_git_remote(workers, tmp_path):
+    """--remote: each experiment commit is pushed to a bare repo; the worker trains in its own clone."""
+    repo = make_repo(tmp_path / "exp")
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "clone", "-q", "--bare", str(repo), str(remote))
+    result = run_deployed(repo, "--tag", "rem", "--iterations", "1", "--remote", f"file://{remote}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = check_invariants(repo, "rem", 2)
+    pushed = git(remote, "for-each-ref", "--format=%(refname)", "refs/autoresearch/rem/")
+    assert rows[1].commit in pushed  # the experiment commit reached the remote
+    clones = [path for path in (WORKER_HOME / "clones").iterdir() if (path / ".autoresearch" / "logs" / "rem").exists()]
+    assert len(clones) == 1, "the worker did not train in its own clone"
+    local_log = repo / ".autoresearch" / "logs" / "rem" / f"0001-{rows[1].commit}.log"
+    assert "val_bpb:" in local_log.read_text()  # the log's tail came back with the result
+    assert not (repo / ".autoresearch" / "worktrees").exists()  # nothing trained in the repo itself
 
 
 SPAWNER = """\

@@ -1,0 +1,61 @@
+"""Pure parts of deployed mode: worker plans, --gpus parsing, --stop-after, the parallel round's decision."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoresearch.config import parse_duration
+from autoresearch.errors import UserError
+from autoresearch.models import Decision
+from autoresearch.rounds import Candidate, round_decision
+from autoresearch.worker import parse_gpus, plan_workers
+
+
+def test_one_worker_per_gpu_with_its_device_and_slot_plus_a_cpu_worker():
+    plans = plan_workers(["0", "1"], None, cpu=True, host="box")
+    assert [(p.name, p.pool, p.limit) for p in plans] == [("box-gpu0", "gpu", 1), ("box-gpu1", "gpu", 1), ("box-cpu", "cpu", None)]
+    assert plans[1].env == {"CUDA_VISIBLE_DEVICES": "1", "AUTORESEARCH_SLOT": "1"}
+    assert "--limit" in plans[0].command() and "--limit" not in plans[2].command()
+
+
+def test_cpu_slots_hide_the_gpus_and_can_start_at_another_number():
+    plans = plan_workers(None, 2, cpu=False, first_slot=4, host="box")
+    assert [p.name for p in plans] == ["box-slot4", "box-slot5"]
+    assert all(p.env["CUDA_VISIBLE_DEVICES"] == "" for p in plans) and plans[1].env["AUTORESEARCH_SLOT"] == "5"
+
+
+@pytest.mark.parametrize(
+    ("gpus", "slots", "cpu"), [(["0"], 1, True), (None, -1, True), ([], 0, False)]
+)
+def test_impossible_worker_plans_are_one_line_errors(gpus, slots, cpu):
+    with pytest.raises(UserError):
+        plan_workers(gpus, slots, cpu, host="box")
+
+
+def test_gpu_lists():
+    assert parse_gpus("0, 1") == ["0", "1"]
+    assert parse_gpus("GPU-8c1f2a3b-1111") == ["GPU-8c1f2a3b-1111"]
+    for bad in ("", "0,0", "zero", "0;1"):
+        with pytest.raises(UserError):
+            parse_gpus(bad)
+
+
+def test_durations():
+    assert parse_duration("10h") == 36000 and parse_duration("1h30m") == 5400 and parse_duration("90") == 90
+    for bad in ("", "10x", "h", "-5m"):
+        with pytest.raises(UserError, match="--stop-after"):
+            parse_duration(bad)
+
+
+def candidate(iteration: int, status: str, value: float | None) -> Candidate:
+    return Candidate(iteration=iteration, commit=f"{iteration:07d}abc", verdict=Decision(status=status, reason="r"), value=value)
+
+
+def test_only_the_best_keep_of_a_round_wins_and_ties_go_to_the_earlier_iteration():
+    everyone = [candidate(3, "keep", 0.95), candidate(4, "keep", 0.93), candidate(5, "discard", 0.99), candidate(6, "crash", None)]
+    decisions = [round_decision(c, everyone, "minimize") for c in everyone]
+    assert [d.status for d in decisions] == ["discard", "keep", "discard", "crash"]
+    assert "0000004" in decisions[0].reason and "did better this round" in decisions[0].reason
+    assert [d.status for d in (round_decision(c, everyone, "maximize") for c in everyone)] == ["keep", "discard", "discard", "crash"]
+    tied = [candidate(7, "keep", 0.9), candidate(8, "keep", 0.9)]
+    assert [round_decision(c, tied, "minimize").status for c in tied] == ["keep", "discard"]
