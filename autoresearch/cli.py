@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from autoresearch import ledger
@@ -98,33 +99,83 @@ def run(
     out.print(f"{summary.tag}: {summary.stopped}; {summary.rows} rows in results.tsv; best {best}; branch {summary.branch}")
 
 
+FileOption = Annotated[Path | None, typer.Option("--file", help="A results.tsv anywhere (default: the repo's).")]
+TagOption = Annotated[str | None, typer.Option("--tag", help="The loop's tag, for titles. Default: from the branch autoresearch/<tag>.")]
+DirectionOption = Annotated[
+    str | None, typer.Option("--direction", help="minimize or maximize. Default: the repo's autoresearch.toml, else minimize.")
+]
+
+
 @app.command()
-def status(repo: RepoOption = Path("."), rows: Annotated[int, typer.Option(help="Show the last N rows.")] = 20) -> None:
-    """The ledger as a table: baseline, best, keeps, crashes."""
+def status(
+    repo: RepoOption = Path("."),
+    file: FileOption = None,
+    direction: DirectionOption = None,
+    rows: Annotated[int, typer.Option(help="Show the last N rows.")] = 20,
+) -> None:
+    """The ledger as a table, then the summary: baseline, best, improvement, keeps, crashes, top gains."""
     from autoresearch.summary import summarize
 
-    path = repo / ledger.LEDGER_FILE
-    if not path.exists():
-        raise UserError(f"no results.tsv in {repo}; start a loop with `autoresearch run --repo {repo}`")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    entries = ledger.parse(text, where=str(path))
-    metric = text.split("\t", 2)[1]
-    direction = _direction(repo)
+    path, metric, entries, direction = _ledger(repo, file, direction)
     table = Table(title=f"{path} ({len(entries)} runs)")
     for column in ("#", "commit", metric, "memory_gb", "status", "description"):
         table.add_column(column, justify="right" if column in ("#", metric, "memory_gb") else "left")
     style = {"keep": "green", "discard": "grey50", "crash": "red"}
     for number, row in list(enumerate(entries))[-rows:]:
-        table.add_row(str(number), row.commit, f"{row.value:.6f}", f"{row.memory_gb:.1f}", row.status, row.description, style=style[row.status])
+        table.add_row(str(number), escape(row.commit), f"{row.value:.6f}", f"{row.memory_gb:.1f}", row.status, escape(row.description), style=style[row.status])
     out.print(table)
     s = summarize(entries, direction)
+    counts = f"{s.keeps} kept, {s.discards} discarded, {s.crashes} crashed"
     if s.best is None:
-        out.print(f"{s.experiments} runs, no keep yet ({s.crashes} crashes)")
+        out.print(f"{s.experiments} runs, no keep yet ({counts})")
         return
-    out.print(
-        f"baseline {s.baseline:.6f} -> best {s.best:.6f} ({s.improvement_percent:+.2f}%) at {s.best_commit} "
-        f"[{s.best_description}]; {s.keeps} kept, {s.discards} discarded, {s.crashes} crashed"
-    )
+    out.print(f"baseline {s.baseline:.6f} -> best {s.best:.6f} at {s.best_commit}: {s.best_description}", markup=False)
+    percent = "" if s.improvement_percent is None else f" ({s.improvement_percent:+.2f}%)"
+    out.print(f"improvement {s.improvement:+.6f}{percent} ({direction}); {s.experiments} runs: {counts}")
+    if s.top_gains:
+        gains = Table(title="Top gains (each keep against the keep before it)")
+        for column in ("#", "commit", "gain", metric, "description"):
+            gains.add_column(column, justify="left" if column in ("commit", "description") else "right")
+        for gain in s.top_gains:
+            gains.add_row(str(gain.number), escape(gain.commit), f"{gain.gain:+.6f}", f"{gain.value:.6f}", escape(gain.description))
+        out.print(gains)
+
+
+@app.command()
+def plot(
+    repo: RepoOption = Path("."),
+    file: FileOption = None,
+    tag: TagOption = None,
+    direction: DirectionOption = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the PNG.")] = Path("progress.png"),
+) -> None:
+    """karpathy's progress plot of results.tsv as a PNG: keeps green, discards grey, running best."""
+    from autoresearch.plot import plot_data, render_png
+
+    path, metric, entries, direction = _ledger(repo, file, direction)
+    data = plot_data(entries, metric, direction, tag or _tag_of(path.parent))
+    try:
+        render_png(data, output)
+    except OSError as exc:
+        raise UserError(f"cannot write {output}: {exc.strerror}; pass -o a writable path") from None
+    out.print(f"{data.title} -> {output}")
+
+
+def _ledger(repo: Path, file: Path | None, direction: str | None) -> tuple[Path, str, list, str]:
+    """(path, metric, rows, direction) of any results.tsv: --file, or the repo's."""
+    path = file or repo / ledger.LEDGER_FILE
+    if file is None and not path.exists():
+        raise UserError(f"no results.tsv in {repo}; start a loop with `autoresearch run --repo {repo}`, or pass --file")
+    if direction not in (None, "minimize", "maximize"):
+        raise UserError(f"--direction {direction!r}: use minimize or maximize")
+    metric, rows = ledger.read_any(path)
+    return path, metric, rows, direction or _direction(path.parent)
+
+
+def _tag_of(directory: Path) -> str | None:
+    branch = subprocess.run(["git", "symbolic-ref", "-q", "--short", "HEAD"], cwd=directory, capture_output=True, text=True, check=False)
+    name = branch.stdout.strip()
+    return name.removeprefix("autoresearch/") if name.startswith("autoresearch/") else None
 
 
 def _direction(repo: Path) -> str:
