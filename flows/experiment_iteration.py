@@ -9,6 +9,7 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel
 
 from autoresearch.models import Decision, LedgerRow, Proposal
+from autoresearch.monitor import after_iteration
 from autoresearch.tasks.commit import commit
 from autoresearch.tasks.edit import edit
 from autoresearch.tasks.evaluate import evaluate
@@ -56,6 +57,7 @@ def experiment_iteration(spec: IterationSpec) -> IterationOutcome:
     kept = verdict.status == "keep"
     _report(spec, proposal, experiment, verdict, row, metrics.tail if metrics and verdict.status == "crash" else None)
     logger.info("%s %s %.6f %s: %s", row.commit, proposal.description, row.value, row.status, verdict.reason)
+    after_iteration(spec.workspace())  # monitoring: ledger table, summary + plot artifacts, new-best event
     _rename(None, tags=[spec.tag, spec.proposer, row.status])
     return IterationOutcome(
         iteration=spec.iteration,

@@ -7,6 +7,7 @@ from pathlib import Path
 from prefect import task
 
 from autoresearch.models import TrainResult
+from autoresearch.progress import training_progress
 from autoresearch.runner import run_command
 from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
 
@@ -29,14 +30,15 @@ def train(spec: IterationSpec, commit: str) -> TrainResult:
     live_log = checkout / RUN_LOG
     _link_run_log(ws.root / RUN_LOG, live_log)
     env = {"AUTORESEARCH_TIME_BUDGET": str(spec.time_budget)} if spec.time_budget else {}
-    outcome = run_command(
-        config.command_line(sys.executable),
-        cwd=checkout,
-        log_path=live_log,
-        timeout=config.timeout_seconds,
-        env=env,
-        record=ws.training_record,
-    )
+    with training_progress(live_log, spec.time_budget, spec.tag, spec.iteration, commit):  # progress artifact in the UI
+        outcome = run_command(
+            config.command_line(sys.executable),
+            cwd=checkout,
+            log_path=live_log,
+            timeout=config.timeout_seconds,
+            env=env,
+            record=ws.training_record,
+        )
     archived = ws.log_path(spec.iteration, commit)
     archived.parent.mkdir(parents=True, exist_ok=True)
     os.replace(live_log, archived)
