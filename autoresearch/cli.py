@@ -129,9 +129,9 @@ def status(
     if s.best is None:
         out.print(f"{s.experiments} runs, no keep yet ({counts})")
         return
-    out.print(f"baseline {s.baseline:.6f} -> best {s.best:.6f} at {s.best_commit}: {s.best_description}", markup=False)
+    out.print(f"baseline {s.baseline:.6f} -> best {s.best:.6f} at {s.best_commit}: {s.best_description}", markup=False, soft_wrap=True)
     percent = "" if s.improvement_percent is None else f" ({s.improvement_percent:+.2f}%)"
-    out.print(f"improvement {s.improvement:+.6f}{percent} ({direction}); {s.experiments} runs: {counts}")
+    out.print(f"improvement {s.improvement:+.6f}{percent} ({direction}); {s.experiments} runs: {counts}", soft_wrap=True)
     if s.top_gains:
         gains = Table(title="Top gains (each keep against the keep before it)")
         for column in ("#", "commit", "gain", metric, "description"):
@@ -159,6 +159,23 @@ def plot(
     except OSError as exc:
         raise UserError(f"cannot write {output}: {exc.strerror}; pass -o a writable path") from None
     out.print(f"{data.title} -> {output}")
+
+
+@app.command()
+def notify(block: Annotated[str, typer.Option("--block", help="A saved notification block: NAME or TYPE-SLUG/NAME.")]) -> None:
+    """Send "new best" and "loop stopped" through a Prefect notification block (creates or updates two automations)."""
+    from prefect.settings import PREFECT_API_URL
+
+    from autoresearch.notifications import setup_notifications
+
+    api = PREFECT_API_URL.value()
+    if not api:
+        raise UserError("notifications need a Prefect server: run `prefect server start`, set PREFECT_API_URL, then try again")
+    try:
+        names = setup_notifications(block)
+    except OSError as exc:
+        raise UserError(f"cannot reach the Prefect API at {api} ({exc}); is the server running?") from None
+    out.print(f"automations {', '.join(repr(n) for n in names)} send through block {block!r}", markup=False, soft_wrap=True)
 
 
 def _ledger(repo: Path, file: Path | None, direction: str | None) -> tuple[Path, str, list, str]:
