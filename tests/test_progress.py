@@ -9,7 +9,7 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-from autoresearch.progress import ProgressWatcher, PrefectProgress, estimate, percent_in, read_tail
+from autoresearch.progress import PrefectProgress, ProgressWatcher, estimate, percent_in, read_tail
 
 KARPATHY = b"\rstep 00041 (12.2%) | loss: 3.1 | dt: 310ms\rstep 00042 (12.3%) | loss: 3.0 | dt: 309ms"
 
