@@ -44,7 +44,7 @@ def cell(text: str) -> str:
 
 def summary_markdown(rows: list[LedgerRow], metric: str, direction: Direction, tag: str, png: bytes | None = None) -> str:
     s = summarize(rows, direction)
-    parts = [f"## {cell(tag)}: {s.experiments} experiments, {s.keeps} kept"]
+    parts = [f"## {cell(tag)}: {s.experiments} experiment{'s' * (s.experiments != 1)}, {s.keeps} kept"]
     if png:
         parts.append(f"![progress plot](data:image/png;base64,{base64.b64encode(png).decode()})")
     if s.best is None:

@@ -82,6 +82,7 @@ def render_png(data: PlotData, path: Path | None = None, size: tuple[float, floa
     """The PNG (and written to `path` if given). Uses matplotlib's Agg canvas directly: no pyplot, no display."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=size)
     FigureCanvasAgg(figure)
@@ -104,6 +105,7 @@ def render_png(data: PlotData, path: Path | None = None, size: tuple[float, floa
     if data.ylim:
         ax.set_ylim(*data.ylim)
     better_is = "lower" if data.direction == "minimize" else "higher"
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("Experiment #", fontsize=12)
     ax.set_ylabel(f"{data.metric} ({better_is} is better)", fontsize=12)
     ax.set_title(data.title, fontsize=14)
