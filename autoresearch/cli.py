@@ -68,13 +68,21 @@ def run(
     proposer: Annotated[str, typer.Option(help="Where ideas come from: mutate (offline).")] = "mutate",
     time_budget: Annotated[Optional[int], typer.Option(help="Training seconds per run (AUTORESEARCH_TIME_BUDGET).")] = None,
     timeout: Annotated[Optional[float], typer.Option(help="Hard limit per training run, seconds (default 600).")] = None,
-    parallel: Annotated[int, typer.Option(help="Candidates per round (deployed mode).")] = 1,
+    parallel: Annotated[int, typer.Option(help="Candidates per round, each on its own GPU slot (deployed mode).")] = 1,
+    deployed: Annotated[bool, typer.Option("--deployed", help="Run as a research-loop/default deployment run on the Prefect server.")] = False,
+    remote: Annotated[Optional[str], typer.Option(help="Git URL GPU workers fetch commits from (deployed mode, other machines).")] = None,
+    stop_after: Annotated[Optional[str], typer.Option(help="Start no new experiment after this long, e.g. 10h.")] = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="With --deployed: wait for the loop run to end.")] = False,
 ) -> None:
     """The research loop. An existing tag is resumed, never restarted."""
     if iterations is not None and iterations < 1:
         raise UserError("--iterations must be at least 1 (omit it to run forever)")
     if time_budget is not None and time_budget < 1:
         raise UserError("--time-budget must be at least 1 second")
+    if stop_after is not None:
+        from autoresearch.config import parse_duration
+
+        parse_duration(stop_after)
     from autoresearch.lock import loop_lock
     from autoresearch.proposers import get_proposer
     from autoresearch.setup import preflight
@@ -82,6 +90,18 @@ def run(
 
     get_proposer(proposer)
     ws = Workspace(repo, tag, {"timeout_seconds": timeout})
+    parameters = dict(
+        repo=str(ws.root), tag=ws.tag, iterations=iterations, proposer=proposer, time_budget=time_budget,
+        timeout_seconds=timeout, parallel=parallel, remote=remote, stop_after=stop_after,
+    )
+    if deployed:
+        with loop_lock(ws.lock_path):
+            preflight(ws)
+        _configure_prefect()
+        _run_deployed(parameters, wait)
+        return
+    if parallel != 1 or remote:
+        raise UserError("--parallel and --remote need deployed mode: add --deployed (see README, 'Deployed mode')")
     with loop_lock(ws.lock_path):
         preflight(ws)
         _configure_prefect()
@@ -91,12 +111,97 @@ def run(
 
         # Local mode: no worker watches heartbeats, and joining the heartbeat thread costs ~1 s per flow run.
         with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-            summary = research_loop(
-                repo=str(ws.root), tag=ws.tag, iterations=iterations, proposer=proposer,
-                time_budget=time_budget, timeout_seconds=timeout, parallel=parallel,
-            )
+            summary = research_loop(**parameters)
+    _print_summary(summary)
+
+
+def _print_summary(summary) -> None:
     best = "none yet" if summary.best_value is None else f"{summary.best_value:.6f} ({summary.best_commit})"
     out.print(f"{summary.tag}: {summary.stopped}; {summary.rows} rows in results.tsv; best {best}; branch {summary.branch}")
+
+
+def _run_deployed(parameters: dict, wait: bool) -> None:
+    from autoresearch import runs
+    from autoresearch.deployments.definitions import RESEARCH_LOOP
+
+    _require_server()
+    run_id = runs.start(RESEARCH_LOOP.full_name, {k: v for k, v in parameters.items() if v is not None}, as_subflow=False)
+    out.print(f"started {RESEARCH_LOOP.full_name} run {run_id}: {runs.ui_url(run_id)}")
+    if wait:
+        _print_summary(runs.result(runs.wait(run_id)))
+
+
+@app.command()
+def deploy(
+    repo: Annotated[Optional[Path], typer.Option("--repo", help="Default experiment repo of research-loop runs (needed by --schedule).")] = None,
+    schedule: Annotated[Optional[str], typer.Option(help="Cron schedule of research-loop, e.g. '0 22 * * *'.")] = None,
+    stop_after: Annotated[Optional[str], typer.Option(help="Scheduled runs start no new experiment after this long, e.g. 10h.")] = None,
+    timezone: Annotated[str, typer.Option(help="Time zone of --schedule (IANA name).")] = "UTC",
+    proposer: Annotated[Optional[str], typer.Option(help="Default proposer of research-loop runs.")] = None,
+    parallel: Annotated[Optional[int], typer.Option(help="Default candidates per round.")] = None,
+    time_budget: Annotated[Optional[int], typer.Option(help="Default training seconds per run.")] = None,
+    remote: Annotated[Optional[str], typer.Option(help="Default git URL that GPU workers fetch from.")] = None,
+    notify: Annotated[
+        Optional[str], typer.Option("--notify", help="A notification block (NAME or TYPE-SLUG/NAME) for 'new best' and 'loop stopped'.")
+    ] = None,
+) -> None:
+    """Create (or update) work pools cpu and gpu and the deployments; idempotent."""
+    from autoresearch.config import parse_duration
+    from autoresearch.deployments.apply import deploy as apply
+
+    _require_server()
+    if schedule and repo is None:
+        raise UserError("--schedule needs --repo: the experiment repo that the nightly runs work on")
+    if stop_after:
+        parse_duration(stop_after)
+    defaults = {
+        "repo": str(repo.expanduser().resolve()) if repo else None, "stop_after": stop_after, "proposer": proposer,
+        "parallel": parallel, "time_budget": time_budget, "remote": remote,
+    }
+    _configure_prefect()
+    result = apply(defaults, schedule, timezone)
+    out.print(f"work pools: {', '.join(result.pools)}")
+    for name, deployment_id in result.deployments.items():
+        out.print(f"deployment {name} ({deployment_id})")
+    if schedule:
+        out.print(f"research-loop/default runs on schedule {schedule!r} ({timezone})" + (f", stopping after {stop_after}" if stop_after else ""))
+    if notify:
+        _setup_notifications(notify)
+    out.print("next: `autoresearch worker --gpus 0,1` on each GPU machine, then `autoresearch run --deployed --repo DIR`")
+
+
+@app.command()
+def worker(
+    gpus: Annotated[Optional[str], typer.Option(help="GPU indices, one worker (slot) each, e.g. 0,1. Default: all GPUs.")] = None,
+    slots: Annotated[Optional[int], typer.Option(help="CPU-only training slots instead of GPUs (testing).")] = None,
+    cpu: Annotated[bool, typer.Option("--cpu/--no-cpu", help="Also run a worker for the cpu pool (loops and iterations).")] = True,
+    first_slot: Annotated[int, typer.Option(help="Number of the first slot (distinct per machine on a shared filesystem).")] = 0,
+    query_seconds: Annotated[Optional[float], typer.Option(help="How often workers poll for runs (Prefect's default: 10).")] = None,
+) -> None:
+    """Start one Prefect worker per GPU slot (plus one for the cpu pool); Ctrl-C stops them all."""
+    from autoresearch.worker import WorkerGroup, parse_gpus, plan_workers
+
+    _require_server()
+    plans = plan_workers(parse_gpus(gpus) if gpus is not None else None, slots, cpu, first_slot)
+    raise typer.Exit(WorkerGroup(plans, query_seconds, echo=out.print).run())
+
+
+def _require_server(purpose: str = "deployed mode") -> None:
+    import urllib.request
+
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        raise UserError(
+            f"{purpose} needs a Prefect server: start one (`prefect server start`) and set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api (see README, 'Deployed mode')"
+        )
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=10):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot reach the Prefect server at {url} ({exc}); start it with `prefect server start` or fix PREFECT_API_URL") from None
 
 
 FileOption = Annotated[Path | None, typer.Option("--file", help="A results.tsv anywhere (default: the repo's).")]
@@ -164,17 +269,14 @@ def plot(
 @app.command()
 def notify(block: Annotated[str, typer.Option("--block", help="A saved notification block: NAME or TYPE-SLUG/NAME.")]) -> None:
     """Send "new best" and "loop stopped" through a Prefect notification block (creates or updates two automations)."""
-    from prefect.settings import PREFECT_API_URL
+    _require_server("notify")
+    _setup_notifications(block)
 
+
+def _setup_notifications(block: str) -> None:
     from autoresearch.notifications import setup_notifications
 
-    api = PREFECT_API_URL.value()
-    if not api:
-        raise UserError("notifications need a Prefect server: run `prefect server start`, set PREFECT_API_URL, then try again")
-    try:
-        names = setup_notifications(block)
-    except OSError as exc:
-        raise UserError(f"cannot reach the Prefect API at {api} ({exc}); is the server running?") from None
+    names = setup_notifications(block)
     out.print(f"automations {', '.join(repr(n) for n in names)} send through block {block!r}", markup=False, soft_wrap=True)
 
 

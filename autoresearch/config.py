@@ -108,3 +108,18 @@ def _parse_env(raw: str, is_list: bool) -> Any:
             return json.loads(raw)
         return [part.strip() for part in raw.split(",") if part.strip()]
     return raw
+
+
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_duration(text: str, flag: str = "--stop-after") -> float:
+    """`10h`, `90m`, `1h30m`, `45s` or plain seconds -> seconds."""
+    text = text.strip().lower()
+    if text.replace(".", "", 1).isdigit():
+        return float(text)
+    match = _DURATION.match(text)
+    if not text or not match or not any(match.groups()):
+        raise UserError(f"invalid {flag} {text!r}: use e.g. 10h, 90m, 1h30m or seconds")
+    hours, minutes, seconds = (int(group or 0) for group in match.groups())
+    return hours * 3600.0 + minutes * 60.0 + seconds

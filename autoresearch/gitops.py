@@ -32,6 +32,10 @@ class Git:
             arg for key, value in FALLBACK_IDENTITY.items() if not self._configured(key) for arg in ("-c", f"{key}={value}")
         ]
 
+    @staticmethod
+    def init(path: Path) -> None:
+        subprocess.run(["git", "init", "-q", str(path)], check=True, capture_output=True)
+
     def _configured(self, key: str) -> bool:
         return subprocess.run(["git", "config", key], cwd=self.root, capture_output=True).returncode == 0
 

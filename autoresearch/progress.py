@@ -104,7 +104,10 @@ class PrefectProgress:
 
     def __call__(self, percent: float) -> None:
         from prefect.artifacts import create_progress_artifact, update_progress_artifact
+        from prefect.context import FlowRunContext, TaskRunContext
 
+        if FlowRunContext.get() is None and TaskRunContext.get() is None:
+            return  # a training outside any Prefect run (a bench, a test): nothing to show it in
         if self.artifact_id is None:
             self.artifact_id = create_progress_artifact(percent, key=self.key, description=self.description)
         else:

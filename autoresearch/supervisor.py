@@ -18,11 +18,18 @@ def kill_group(*_: object) -> None:
     os.killpg(0, signal.SIGKILL)  # the group includes this process
 
 
-def die_with_parent(parent_pid: int) -> None:
+def signal_on_parent_death(sig: int = signal.SIGTERM) -> bool:
+    """Ask the kernel to send `sig` to this process when its parent dies (Linux). False if unsupported."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux: the runner's own kill and resume's cleanup remain
+        libc.prctl(PR_SET_PDEATHSIG, sig)
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
+def die_with_parent(parent_pid: int) -> None:
+    if not signal_on_parent_death():  # not Linux: the runner's own kill and resume's cleanup remain
         return
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         kill_group()

@@ -68,10 +68,10 @@ class Workspace:
         return self.state_dir / f"{self.tag}.json"
 
     def worktree(self, slot: int = 0) -> Path:
-        return self.root / WORK_DIR / "worktrees" / f"slot-{slot}"
+        return worktree_path(self.root, slot)
 
     def log_path(self, iteration: int, commit: str) -> Path:
-        return self.root / WORK_DIR / "logs" / self.tag / f"{iteration:04d}-{commit[:7]}.log"
+        return log_path(self.root, self.tag, iteration, commit)
 
     def experiment_ref(self, commit: str) -> str:
         return f"refs/autoresearch/{self.tag}/{commit}"
@@ -112,22 +112,38 @@ class Workspace:
     def readonly_checksums(self, root: Path) -> dict[str, str]:
         return {path: sha256(root / path) for path in self.config.readonly}
 
+    def recorded_checksums(self) -> dict[str, str]:
+        return (self.load_state() or {}).get("readonly", {})
+
     def verify_readonly(self, root: Path) -> None:
         """The read-only files under `root` still match the checksums recorded at setup."""
-        for path, expected in (self.load_state() or {}).get("readonly", {}).items():
-            actual = sha256(root / path) if (root / path).is_file() else None
-            if actual != expected:
-                now = actual[:12] if actual else "missing"
-                raise UserError(
-                    f"read-only file {path} changed since setup (sha256 {expected[:12]} recorded, now {now}) in {root}; "
-                    f"restore it (git checkout {self.branch} -- {path}), then run again"
-                )
+        verify_checksums(root, self.recorded_checksums(), self.branch)
 
     def other_tags(self) -> list[str]:
         """Tags of earlier loops in this repo (by their state files)."""
         if not self.state_dir.exists():
             return []
         return sorted(p.stem for p in self.state_dir.glob("*.json") if p.stem != self.tag and p.stem != "training")
+
+
+def worktree_path(root: Path, slot: int) -> Path:
+    """The persistent checkout of training slot `slot` (per-checkout .venv and caches survive)."""
+    return root / WORK_DIR / "worktrees" / f"slot-{slot}"
+
+
+def log_path(root: Path, tag: str, iteration: int, commit: str) -> Path:
+    return root / WORK_DIR / "logs" / tag / f"{iteration:04d}-{commit[:7]}.log"
+
+
+def verify_checksums(root: Path, expected_checksums: dict[str, str], branch: str) -> None:
+    for path, expected in expected_checksums.items():
+        actual = sha256(root / path) if (root / path).is_file() else None
+        if actual != expected:
+            now = actual[:12] if actual else "missing"
+            raise UserError(
+                f"read-only file {path} changed since setup (sha256 {expected[:12]} recorded, now {now}) in {root}; "
+                f"restore it (git checkout {branch} -- {path}), then run again"
+            )
 
 
 def sha256(path: Path) -> str:

@@ -35,6 +35,11 @@ def run_name(spec: IterationSpec, description: str | None = None) -> str:
     return f"{name} · {description}" if description else name
 
 
+def iteration_tags(spec: IterationSpec) -> list[str]:
+    """tag and proposer read like results.tsv in the UI list; loop-<id> finds a loop's runs again."""
+    return [spec.tag, spec.proposer, f"loop-{spec.loop_id}"]
+
+
 def _name_from_parameters() -> str:
     spec = flow_run.parameters["spec"]
     return run_name(spec if isinstance(spec, IterationSpec) else IterationSpec.model_validate(spec))
@@ -44,7 +49,7 @@ def _name_from_parameters() -> str:
 def experiment_iteration(spec: IterationSpec) -> IterationOutcome:
     logger = get_run_logger()
     proposal = hypothesize(spec)
-    _rename(run_name(spec, proposal.description), tags=[spec.tag, spec.proposer])
+    _rename(run_name(spec, proposal.description), tags=iteration_tags(spec))
     edited = edit(spec, proposal)
     experiment = commit(spec, proposal, edited)
     result = metrics = None
@@ -57,8 +62,8 @@ def experiment_iteration(spec: IterationSpec) -> IterationOutcome:
     kept = verdict.status == "keep"
     _report(spec, proposal, experiment, verdict, row, metrics.tail if metrics and verdict.status == "crash" else None)
     logger.info("%s %s %.6f %s: %s", row.commit, proposal.description, row.value, row.status, verdict.reason)
-    after_iteration(spec.workspace())  # monitoring: ledger table, summary + plot artifacts, new-best event
-    _rename(None, tags=[spec.tag, spec.proposer, row.status])
+    after_iteration(spec.workspace(), row.commit)  # monitoring: ledger table, summary + plot artifacts, new-best event
+    _rename(None, tags=[*iteration_tags(spec), row.status])
     return IterationOutcome(
         iteration=spec.iteration,
         row=row,

@@ -1,16 +1,29 @@
-"""The parent flow: setup or resume, then experiment iterations forever (or --iterations N)."""
+"""The parent flow: setup or resume, then experiment iterations forever (or --iterations N / --stop-after).
+
+Local mode runs each iteration as an in-process subflow. When this run belongs to a deployment
+(`autoresearch run --deployed`, a schedule, or `prefect deployment run research-loop/default`), each
+iteration is its own `experiment-iteration/default` run (so the UI's Retry button exists for it), its
+training goes to the gpu pool, and `--parallel N` trains N candidates from one baseline at once.
+"""
 
 from __future__ import annotations
 
+import time
+from uuid import UUID
+
 from prefect import flow, get_run_logger
+from prefect.runtime import deployment
 from pydantic import BaseModel
 
-from autoresearch import ledger
+from autoresearch import ledger, runs
+from autoresearch.config import parse_duration
+from autoresearch.deployments.definitions import EXPERIMENT_ITERATION
 from autoresearch.errors import UserError
-from autoresearch.flows.experiment_iteration import IterationOutcome, experiment_iteration
+from autoresearch.flows.experiment_iteration import IterationOutcome, experiment_iteration, iteration_tags, run_name
 from autoresearch.lock import loop_lock
+from autoresearch.monitor import loop_stopped
 from autoresearch.proposers import ProposerExhausted
-from autoresearch.setup import LoopPlan, reset_to_last_keep, setup_or_resume
+from autoresearch.setup import reset_to_last_keep, setup_or_resume
 from autoresearch.tasks.spec import IterationSpec
 from autoresearch.workspace import Workspace
 
@@ -34,29 +47,50 @@ def research_loop(
     time_budget: int | None = None,
     timeout_seconds: float | None = None,
     parallel: int = 1,
+    remote: str | None = None,
+    stop_after: str | None = None,
+    infra_retries: int = 2,
 ) -> LoopSummary:
-    if iterations is not None and iterations < 1:
-        raise UserError("--iterations must be at least 1 (omit it to run forever)")
-    if parallel != 1:
-        raise UserError("--parallel N needs deployed mode, which is not available yet; run with --parallel 1")
-    logger = get_run_logger()
+    deployed = deployment.id is not None
+    _check_parameters(iterations, parallel, remote, deployed, infra_retries)
+    stop_at = time.monotonic() + parse_duration(stop_after) if stop_after else None
     ws = Workspace(repo, tag, {"timeout_seconds": timeout_seconds})
+    if deployed:
+        _wait_for_unfinished_iterations(ws)
+    iterations_of = IterationRunner(deployed, infra_retries)
     with loop_lock(ws.lock_path):
         plan = setup_or_resume(ws)
         for note in plan.notes:
-            logger.info(note)
+            get_run_logger().info(note)
+        spec = IterationSpec(
+            repo=str(ws.root),
+            tag=ws.tag,
+            loop_id=plan.loop_id,
+            iteration=plan.rows,
+            baseline_commit=plan.baseline_commit,
+            baseline_value=plan.baseline_value,
+            proposer=proposer,
+            time_budget=time_budget,
+            overrides=ws.overrides,
+            resume_commit=plan.in_flight_commit,
+            deployed=deployed,
+            remote=remote,
+        )
         try:
-            outcome_count, stopped = _iterate(ws, plan, iterations, proposer, time_budget)
+            done, stopped = _iterate(ws, spec, iterations_of, iterations, parallel, stop_at)
         except BaseException as exc:
             if not isinstance(exc, Exception):  # Ctrl-C, or SIGTERM (Prefect raises TerminationSignal)
+                iterations_of.cancel_unfinished()
                 reset_to_last_keep(ws)
+            loop_stopped(ws, f"failed: {exc}" if isinstance(exc, Exception) else "interrupted")  # notification event
             raise
+    loop_stopped(ws, stopped)  # notification event
     rows = ledger.read(ws.ledger_path, ws.config.metric)
     best = ledger.last_keep(rows)
     return LoopSummary(
         tag=ws.tag,
         branch=ws.branch,
-        iterations_run=outcome_count,
+        iterations_run=done,
         rows=len(rows),
         best_value=best.value if best else None,
         best_commit=best.commit if best else None,
@@ -64,39 +98,103 @@ def research_loop(
     )
 
 
-def _iterate(ws: Workspace, plan: LoopPlan, iterations: int | None, proposer: str, time_budget: int | None) -> tuple[int, str]:
-    spec = IterationSpec(
-        repo=str(ws.root),
-        tag=ws.tag,
-        loop_id=plan.loop_id,
-        iteration=plan.rows,
-        baseline_commit=plan.baseline_commit,
-        baseline_value=plan.baseline_value,
-        proposer=proposer,
-        time_budget=time_budget,
-        overrides=ws.overrides,
-        resume_commit=plan.in_flight_commit,
-    )
+def _check_parameters(iterations: int | None, parallel: int, remote: str | None, deployed: bool, infra_retries: int) -> None:
+    if iterations is not None and iterations < 1:
+        raise UserError("--iterations must be at least 1 (omit it to run forever)")
+    if parallel < 1:
+        raise UserError("--parallel must be at least 1")
+    if infra_retries < 0:
+        raise UserError("infra_retries must be 0 or more")
+    if not deployed and parallel != 1:
+        raise UserError("--parallel N trains on N GPU slots and needs deployed mode: run with --deployed (see README), or --parallel 1")
+    if not deployed and remote:
+        raise UserError("--remote is for GPU workers on other machines and needs deployed mode: run with --deployed")
+
+
+def _iterate(
+    ws: Workspace, spec: IterationSpec, runner: IterationRunner, iterations: int | None, parallel: int, stop_at: float | None
+) -> tuple[int, str]:
     done = 0
     while True:
-        if not spec.is_baseline and spec.resume_commit is None and iterations is not None and done >= iterations:
-            return done, f"ran {done} iterations"
+        if not spec.is_baseline and spec.resume_commit is None:
+            if iterations is not None and done >= iterations:
+                return done, f"ran {done} iterations"
+            if stop_at is not None and time.monotonic() >= stop_at:
+                return done, f"stop time reached after {done} iterations"
+        size = 1 if spec.is_baseline or spec.resume_commit else min(parallel, (iterations - done) if iterations else parallel)
+        candidates = [
+            spec.model_copy(update={"iteration": spec.iteration + k, "round_start": spec.iteration if size > 1 else None, "round_size": size})
+            for k in range(size)
+        ]
         try:
-            outcome: IterationOutcome = experiment_iteration(spec)
+            outcomes = runner.run(candidates)
         except ProposerExhausted as exc:
             return done, str(exc)
-        if spec.is_baseline and outcome.row.status == "crash":
+        if spec.is_baseline and outcomes[0].row.status == "crash":
             raise UserError(
-                f"the baseline run crashed ({outcome.reason}); see {ws.log_path(spec.iteration, outcome.row.commit)}, "
+                f"the baseline run crashed ({outcomes[0].reason}); see {ws.log_path(spec.iteration, outcomes[0].row.commit)}, "
                 "fix the experiment, then run again"
             )
         if not spec.is_baseline:
-            done += 1
+            done += size
+        winner = next((o for o in outcomes if o.baseline_commit != spec.baseline_commit), outcomes[0])
         spec = spec.model_copy(
             update={
-                "iteration": spec.iteration + 1,
-                "baseline_commit": outcome.baseline_commit,
-                "baseline_value": outcome.baseline_value,
+                "iteration": spec.iteration + size,
+                "baseline_commit": winner.baseline_commit,
+                "baseline_value": winner.baseline_value,
                 "resume_commit": None,
             }
         )
+
+
+class IterationRunner:
+    """Runs a round of iterations: in-process subflows (local) or deployment runs (deployed)."""
+
+    def __init__(self, deployed: bool, infra_retries: int) -> None:
+        self.deployed = deployed
+        self.infra_retries = infra_retries
+        self.unfinished: list[UUID] = []
+
+    def run(self, specs: list[IterationSpec]) -> list[IterationOutcome]:
+        if not self.deployed:
+            return [experiment_iteration(spec) for spec in specs]
+        started = [
+            runs.start(EXPERIMENT_ITERATION.full_name, {"spec": s.model_dump(mode="json")}, name=run_name(s), tags=iteration_tags(s))
+            for s in specs
+        ]
+        self.unfinished = list(started)
+        outcomes = []
+        for run_id in started:
+            outcomes.append(self._finish(run_id))
+            self.unfinished.remove(run_id)
+        return outcomes
+
+    def _finish(self, run_id: UUID) -> IterationOutcome:
+        """Wait for the run; an infrastructure failure is retried (the UI's own Retry call) a few times."""
+        for attempt in range(self.infra_retries + 1):
+            run = runs.wait(run_id)
+            try:
+                return runs.result(run)
+            except runs.RunFailed as exc:
+                if attempt == self.infra_retries:
+                    raise runs.RunFailed(f"{exc}; retry that run from the UI when the cause is fixed, then retry this loop") from None
+                get_run_logger().warning("%s; retrying it (%d/%d)", exc, attempt + 1, self.infra_retries)
+                time.sleep(runs.RETRY_DELAY_SECONDS)
+                runs.retry(run_id)
+        raise AssertionError("unreachable")
+
+    def cancel_unfinished(self) -> None:
+        for run_id in self.unfinished:
+            runs.cancel(run_id, "the research loop was stopped")
+
+
+def _wait_for_unfinished_iterations(ws: Workspace) -> None:
+    """A retried or restarted loop first lets iteration runs of its loop that are still going (say,
+    retried from the UI) finish, so that results.tsv and git are settled before it resumes."""
+    state = ws.load_state()
+    if not state:
+        return
+    for run_id in runs.unfinished(EXPERIMENT_ITERATION.flow_name, f"loop-{state['loop_id']}"):
+        get_run_logger().info("waiting for unfinished iteration run %s of this loop", run_id)
+        runs.wait(run_id)

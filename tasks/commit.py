@@ -10,7 +10,8 @@ from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
 
 @task(name="commit", persist_result=True, cache_key_fn=iteration_cache_key)
 def commit(spec: IterationSpec, proposal: Proposal, edited: EditResult) -> str:
-    """`experiment: <description>` with the editable files only; the branch advances to it unless refused.
+    """`experiment: <description>` with the editable files only; the branch advances to it unless refused
+    (or a candidate of a --parallel round).
 
     Idempotent: an earlier attempt of this iteration that already committed is found and returned.
     Every experiment commit stays reachable under refs/autoresearch/<tag>/<commit>.
@@ -21,12 +22,12 @@ def commit(spec: IterationSpec, proposal: Proposal, edited: EditResult) -> str:
         return spec.baseline_commit
     ws = spec.workspace()
     tip = ws.git.resolve(ws.branch)
-    if tip != spec.baseline_commit and _is_this_iteration(spec, tip):
+    if not spec.in_round and tip != spec.baseline_commit and _is_this_iteration(spec, tip):
         return tip
     message = f"experiment: {proposal.description}\n\n{TRAILER_TAG}: {spec.tag}\n{TRAILER_ITERATION}: {spec.iteration}\n"
     sha = ws.git.commit_tree(spec.baseline_commit, edited.files, message)
     ws.git.keep_reachable(ws.experiment_ref(sha), sha)
-    if edited.refused is None:
+    if edited.refused is None and not spec.in_round:  # a round's candidates stay off the branch until one wins
         ws.move_branch(sha, expected_tip=spec.baseline_commit)
     return sha
 

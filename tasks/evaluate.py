@@ -4,14 +4,32 @@ from prefect import task
 
 from autoresearch import decision
 from autoresearch.models import Decision, Metrics, TrainResult
-from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
+from autoresearch.rounds import Candidate, RoundBoard, round_decision
+from autoresearch.tasks.spec import IterationSpec, iteration_cache_key, round_timeout
 
 
 @task(name="evaluate", persist_result=True, cache_key_fn=iteration_cache_key)
 def evaluate(
     spec: IterationSpec, commit: str, refused: str | None, result: TrainResult | None, metrics: Metrics | None
 ) -> Decision:
-    """crash / better / equal / worse, then the simplicity criterion, with a one-line reason."""
+    """crash / better / equal / worse, then the simplicity criterion, with a one-line reason.
+
+    In a --parallel round, the candidate then waits for its siblings' verdicts: only the best keep wins.
+    """
+    verdict = _verdict(spec, commit, refused, result, metrics)
+    if not spec.in_round:
+        return verdict
+    assert spec.round_start is not None
+    ws = spec.workspace()
+    board = RoundBoard(ws.state_dir, spec.tag, spec.round_start, spec.round_size)
+    own = Candidate(iteration=spec.iteration, commit=commit, verdict=verdict, value=metrics.value if metrics else None)
+    board.publish(own)
+    return round_decision(own, board.wait_for_all(round_timeout(spec)), ws.config.direction)
+
+
+def _verdict(
+    spec: IterationSpec, commit: str, refused: str | None, result: TrainResult | None, metrics: Metrics | None
+) -> Decision:
     if refused:
         return decision.crash(f"edit refused: {refused}")
     assert result is not None and metrics is not None

@@ -5,7 +5,8 @@ from prefect import task
 from autoresearch import ledger
 from autoresearch.errors import UserError
 from autoresearch.models import Decision, LedgerRow, Metrics
-from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
+from autoresearch.rounds import wait_for_turn
+from autoresearch.tasks.spec import IterationSpec, iteration_cache_key, round_timeout
 
 
 @task(name="log", persist_result=True, cache_key_fn=iteration_cache_key)
@@ -20,6 +21,8 @@ def log(spec: IterationSpec, commit: str, description: str, verdict: Decision, m
         status=verdict.status,
         description=description,
     )
+    if spec.in_round:
+        wait_for_turn(lambda: len(ledger.read(ws.ledger_path, ws.config.metric)), spec.iteration, round_timeout(spec))
     rows = ledger.read(ws.ledger_path, ws.config.metric)
     if len(rows) > spec.iteration:
         if rows[spec.iteration].commit[:7] != row.commit:

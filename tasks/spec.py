@@ -24,7 +24,15 @@ class IterationSpec(BaseModel):
     time_budget: int | None = None
     overrides: dict[str, Any] = {}
     resume_commit: str | None = None  # an experiment committed by an earlier, interrupted attempt
-    slot: int = 0
+    slot: int = 0  # local mode's training slot (deployed: the GPU worker's own)
+    deployed: bool = False  # train on the gpu work pool (train-on-gpu runs) instead of in this process
+    remote: str | None = None  # git URL that GPU workers fetch experiment commits from (default: the repo's path)
+    round_start: int | None = None  # --parallel: first iteration of this round; all share the baseline
+    round_size: int = 1
+
+    @property
+    def in_round(self) -> bool:
+        return self.round_size > 1
 
     @property
     def is_baseline(self) -> bool:
@@ -32,6 +40,11 @@ class IterationSpec(BaseModel):
 
     def workspace(self) -> Workspace:
         return _workspace(self.repo, self.tag, json.dumps(self.overrides, sort_keys=True))
+
+
+def round_timeout(spec: IterationSpec) -> float:
+    """How long a round's candidate waits for its siblings: each may queue behind the others for a slot."""
+    return spec.round_size * (spec.workspace().config.timeout_seconds + 300.0) + 600.0
 
 
 @lru_cache(maxsize=8)

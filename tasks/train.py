@@ -1,56 +1,46 @@
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 from prefect import task
 
+from autoresearch.gpu_pool import train_on_pool
 from autoresearch.models import TrainResult
-from autoresearch.progress import training_progress
-from autoresearch.runner import run_command
 from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
-
-RUN_LOG = "run.log"
+from autoresearch.training_job import TrainRequest, run_training_job
 
 
 @task(name="train", persist_result=True, cache_key_fn=iteration_cache_key)
 def train(spec: IterationSpec, commit: str) -> TrainResult:
-    """Run the experiment command at `commit` in the slot's worktree; all output to run.log; hard timeout.
+    """Run the experiment command at `commit` in a slot's worktree; all output to run.log; hard timeout.
 
-    The log is then archived under .autoresearch/logs/<tag>/ (run.log in the repo root links to the
-    live one), so every row's log stays readable.
+    Local mode runs it in this process; deployed mode as a `train-on-gpu` run on the gpu pool. Either
+    way the log ends up under .autoresearch/logs/<tag>/ (run.log in the repo root links to the latest).
     """
     ws = spec.workspace()
     config = ws.config
     ws.verify_readonly(ws.root)
-    checkout = ws.worktree(spec.slot)
-    ws.git.checkout_worktree(checkout, commit)
-    ws.verify_readonly(checkout)
-    live_log = checkout / RUN_LOG
-    _link_run_log(ws.root / RUN_LOG, live_log)
-    env = {"AUTORESEARCH_TIME_BUDGET": str(spec.time_budget)} if spec.time_budget else {}
-    with training_progress(live_log, spec.time_budget, spec.tag, spec.iteration, commit):  # progress artifact in the UI
-        outcome = run_command(
-            config.command_line(sys.executable),
-            cwd=checkout,
-            log_path=live_log,
-            timeout=config.timeout_seconds,
-            env=env,
-            record=ws.training_record,
-        )
-    archived = ws.log_path(spec.iteration, commit)
-    archived.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(live_log, archived)
-    _link_run_log(ws.root / RUN_LOG, archived)
-    return TrainResult(
-        commit=commit, log_path=archived, exit_code=outcome.exit_code, timed_out=outcome.timed_out, seconds=outcome.seconds
+    request = TrainRequest(
+        repo=str(ws.root),
+        remote=spec.remote,
+        tag=spec.tag,
+        iteration=spec.iteration,
+        commit=commit,
+        command=config.command,
+        timeout_seconds=config.timeout_seconds,
+        env={"AUTORESEARCH_TIME_BUDGET": str(spec.time_budget)} if spec.time_budget else {},
+        readonly=ws.recorded_checksums(),
     )
-
-
-def _link_run_log(link: Path, target: Path) -> None:
-    """`tail -f run.log` in the repo root keeps working, as in karpathy's setup (never over a real file)."""
-    if link.is_symlink():
-        link.unlink()
-    if not link.exists():
-        link.symlink_to(target)
+    if spec.deployed:
+        name = f"{spec.tag} · iter {spec.iteration:04d} · train {commit[:7]}"
+        report = train_on_pool(request, ws.git, name, tags=[spec.tag])
+    else:
+        report = run_training_job(request, spec.slot, record=ws.training_record)
+    log_path = Path(report.log_path)
+    if report.log_text is not None:  # the log stayed on the worker's machine: keep the tail that came back
+        log_path = ws.log_path(spec.iteration, commit)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_text(report.log_text)
+    return TrainResult(
+        commit=commit, log_path=log_path, exit_code=report.exit_code, timed_out=report.timed_out, seconds=report.seconds
+    )

@@ -128,4 +128,4 @@ def test_notify_cli_errors_are_one_line():
     unknown = cli("notify", "--block", "no-such-block")
     assert unknown.returncode == 2 and unknown.stderr.startswith("error: block 'no-such-block' does not exist")
     no_server = cli("notify", "--block", "x", env={"PREFECT_API_URL": ""})
-    assert no_server.returncode == 2 and "notifications need a Prefect server" in no_server.stderr
+    assert no_server.returncode == 2 and "notify needs a Prefect server" in no_server.stderr

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from autoresearch import ledger
 from autoresearch.artifacts import artifact_key
 from autoresearch.models import LedgerRow
-from autoresearch.notifications import NEW_BEST, new_best
+from autoresearch.notifications import LOOP_STOPPED, NEW_BEST, new_best
 from conftest import PORT, cli, make_repo
 
 pytestmark = pytest.mark.timeout(300)
@@ -82,18 +82,22 @@ def test_every_iteration_publishes_the_ledger_the_summary_and_its_training_progr
     assert ("### Top gains" in summary) == (sum(row.status == "keep" for row in night.rows) > 1)
 
 
-def test_a_new_best_event_for_every_keep_that_beat_the_best(night: Night):
+def test_a_new_best_event_for_every_keep_that_beat_the_best_and_one_when_the_loop_stopped(night: Night):
     expected = [rows[-1].commit for rows in (night.rows[: n + 1] for n in range(len(night.rows))) if new_best(rows, "minimize")]
     wait = threading.Event()
     for _ in range(120):  # the server stores events in batches
         with get_client(sync_client=True) as client:
             events = client.read_events(filter=EventFilter(
-                event=EventNameFilter(name=[NEW_BEST]), resource=EventResourceFilter(id=[f"autoresearch.loop.{night.tag}"]),
+                event=EventNameFilter(name=[NEW_BEST, LOOP_STOPPED]),
+                resource=EventResourceFilter(id=[f"autoresearch.loop.{night.tag}"]),
             ), limit=50).events
-        if len(events) >= len(expected):
+        if len(events) >= len(expected) + 1:
             break
         wait.wait(0.5)
-    assert sorted(e.payload["commit"] for e in events) == sorted(expected)
+    assert sorted(e.payload["commit"] for e in events if e.event == NEW_BEST) == sorted(expected)
+    stopped = [e.payload for e in events if e.event == LOOP_STOPPED]
+    best = ledger.last_keep(night.rows)
+    assert stopped == [{"reason": "ran 5 iterations", "rows": 6, "best_value": best.value, "best_commit": best.commit}]
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (apt-get install -y chromium; .ci/run does it)")
@@ -138,7 +142,9 @@ def test_the_prefect_ui_tells_the_story_of_the_night(night: Night):
             plot = page.get_by_role("img", name="progress plot")
             plot.wait_for()
             page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=plot.element_handle())
-            page.get_by_text("Top gains", exact=False).first.wait_for()
+            page.get_by_role("cell", name="improvement", exact=True).wait_for()  # the summary numbers
+            if sum(row.status == "keep" for row in night.rows) > 1:
+                page.get_by_text("Top gains", exact=False).first.wait_for()
             page.screenshot(path=SHOTS / "05-summary-with-plot.png", full_page=True)
 
             # The classic UI (where the links in Prefect's logs lead) renders the plot too.

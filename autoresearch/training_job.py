@@ -1,0 +1,136 @@
+"""One training run of one experiment commit, wherever it runs: in the loop's process (local mode) or in
+a `train-on-gpu` flow run on a GPU worker (deployed mode). No Prefect here.
+
+The job checks out the commit in the slot's persistent worktree (of the experiment repo itself, or of
+the worker's own clone when the repo arrives as a git URL), verifies the read-only files, runs the
+command with all output to run.log under a hard timeout that kills the whole process group, and
+archives the log under .autoresearch/logs/<tag>/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from autoresearch.errors import UserError
+from autoresearch.gitops import Git
+from autoresearch.progress import training_progress
+from autoresearch.runner import kill_recorded, run_command
+from autoresearch.workspace import log_path, verify_checksums, worktree_path
+
+RUN_LOG = "run.log"
+LOG_TEXT_LIMIT = 1 << 20  # bytes of log tail that travel back when the log stays on another machine
+CLONES_ENV = "AUTORESEARCH_HOME"  # where a worker keeps its clones of remote experiment repos
+SLOT_ENV = "AUTORESEARCH_SLOT"  # set by `autoresearch worker` for each GPU slot
+
+
+class TrainRequest(BaseModel):
+    """What a training slot needs: the commit, where to get it, how to run it, what must not change."""
+
+    repo: str  # the experiment repo's path on the loop's machine (used when `remote` is None)
+    remote: str | None = None  # a git URL the worker fetches `ref` from instead
+    tag: str
+    iteration: int
+    commit: str
+    command: str  # `{python}` expands to the interpreter of the process that runs the job
+    timeout_seconds: float
+    env: dict[str, str] = {}
+    readonly: dict[str, str] = {}  # path -> sha256 recorded at setup
+
+    @property
+    def ref(self) -> str:
+        return f"refs/autoresearch/{self.tag}/{self.commit}"
+
+
+class TrainReport(BaseModel):
+    exit_code: int | None
+    timed_out: bool
+    seconds: float
+    started_at: float  # unix time, for utilisation and overlap measurements
+    ended_at: float
+    log_path: str  # on the machine that ran it
+    log_text: str | None = None  # the log's tail, when that machine does not share the repo's filesystem
+    host: str
+    slot: int
+
+
+def current_slot(default: int = 0) -> int:
+    value = os.environ.get(SLOT_ENV, "")
+    return int(value) if value.isdigit() else default
+
+
+def run_training_job(request: TrainRequest, slot: int, record: Path | None = None) -> TrainReport:
+    git = _clone_for(request) if request.remote else Git(Path(request.repo))
+    root = git.root
+    checkout = worktree_path(root, slot)
+    git.checkout_worktree(checkout, request.commit)
+    verify_checksums(checkout, request.readonly, f"autoresearch/{request.tag}")
+    record = record or git.common_dir / "autoresearch" / f"training-slot-{slot}.json"
+    kill_recorded(record)  # a training left behind by a run that died on this slot: never two per GPU
+    live_log = checkout / RUN_LOG
+    if not request.remote:
+        _link(root / RUN_LOG, live_log)
+    started_at = time.time()
+    budget = float(request.env.get("AUTORESEARCH_TIME_BUDGET") or 0) or None
+    with training_progress(live_log, budget, request.tag, request.iteration, request.commit):  # progress artifact (in a run)
+        outcome = run_command(
+            request.command.replace("{python}", sys.executable),
+            cwd=checkout,
+            log_path=live_log,
+            timeout=request.timeout_seconds,
+            env=request.env,
+            record=record,
+        )
+    ended_at = time.time()
+    archived = log_path(root, request.tag, request.iteration, request.commit)
+    archived.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(live_log, archived)
+    if not request.remote:
+        _link(root / RUN_LOG, archived)
+    return TrainReport(
+        exit_code=outcome.exit_code,
+        timed_out=outcome.timed_out,
+        seconds=outcome.seconds,
+        started_at=started_at,
+        ended_at=ended_at,
+        log_path=str(archived),
+        log_text=_tail(archived, LOG_TEXT_LIMIT) if request.remote else None,
+        host=socket.gethostname(),
+        slot=slot,
+    )
+
+
+def _clone_for(request: TrainRequest) -> Git:
+    """The worker's own clone of a remote experiment repo, with the experiment commit fetched into it."""
+    assert request.remote
+    home = Path(os.environ.get(CLONES_ENV) or "~/.cache/autoresearch").expanduser()
+    clone = home / "clones" / hashlib.sha1(request.remote.encode()).hexdigest()[:16]
+    if not (clone / ".git").exists():
+        clone.mkdir(parents=True, exist_ok=True)
+        Git.init(clone)
+    git = Git(clone)
+    try:
+        git.run("fetch", "-q", "--no-tags", request.remote, f"+{request.ref}:{request.ref}")
+    except RuntimeError as exc:
+        raise UserError(f"could not fetch {request.ref} from {request.remote}: {exc}") from None
+    return git
+
+
+def _tail(path: Path, limit: int) -> str:
+    with open(path, "rb") as handle:
+        handle.seek(max(0, path.stat().st_size - limit))
+        return handle.read().decode("utf-8", errors="replace")
+
+
+def _link(link: Path, target: Path) -> None:
+    """`tail -f run.log` in the repo root keeps working, as in karpathy's setup (never over a real file)."""
+    if link.is_symlink():
+        link.unlink()
+    if not link.exists():
+        link.symlink_to(target)

@@ -1,0 +1,18 @@
+"""The flow that GPU workers run: one training of one experiment commit on this worker's slot."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from autoresearch.training_job import TrainReport, TrainRequest, current_slot, run_training_job
+
+
+@flow(name="train-on-gpu", persist_result=True)
+def train_on_gpu(request: TrainRequest) -> TrainReport:
+    """Checkout at the commit in this slot's worktree, run under the hard timeout, archive run.log.
+
+    The slot comes from AUTORESEARCH_SLOT, set by `autoresearch worker` next to CUDA_VISIBLE_DEVICES.
+    A training that exits non-zero or times out is a normal result (the iteration logs a crash row);
+    only a failure to run it at all fails this flow run.
+    """
+    return run_training_job(request, current_slot())
