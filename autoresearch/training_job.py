@@ -1,5 +1,6 @@
 """One training run of one experiment commit, wherever it runs: in the loop's process (local mode) or in
-a `train-on-gpu` flow run on a GPU worker (deployed mode). No Prefect here.
+a `train-on-gpu` flow run on a GPU worker (deployed mode). No Prefect here, except that the training's
+progress is published as an artifact when the job runs inside a Prefect run (autoresearch.progress).
 
 The job checks out the commit in the slot's persistent worktree (of the experiment repo itself, or of
 the worker's own clone when the repo arrives as a git URL), verifies the read-only files, runs the
