@@ -38,9 +38,8 @@ def loop_stopped(ws: Workspace, reason: str) -> None:
 
 
 def _logger() -> logging.Logger | logging.LoggerAdapter:
-    try:
-        from prefect import get_run_logger
+    """The run's logger (its lines show in the UI) inside a Prefect run, else a plain one."""
+    from prefect import get_run_logger
+    from prefect.context import FlowRunContext, TaskRunContext
 
-        return get_run_logger()
-    except Exception:  # noqa: BLE001 (outside a run)
-        return logging.getLogger("autoresearch.monitor")
+    return get_run_logger() if FlowRunContext.get() or TaskRunContext.get() else logging.getLogger("autoresearch.monitor")
