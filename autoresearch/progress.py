@@ -51,7 +51,7 @@ def estimate(log_path: Path, elapsed: float, time_budget: float) -> float:
 class ProgressWatcher:
     """`with ProgressWatcher(log, budget, publish): run the training`: publish(percent) every `interval` s.
 
-    Publishes the first value at once, then only changes, and a last value when the block ends.
+    Publishes the first value at once, then only increases, and a last value when the block ends.
     The thread runs in a copy of the caller's context (so Prefect links artifacts to the task run).
     """
 
@@ -85,8 +85,8 @@ class ProgressWatcher:
 
     def _tick(self) -> None:
         percent = estimate(self.log_path, self.clock() - self._started, self.time_budget)
-        if self.published and self.published[-1] == percent:
-            return
+        if self.published and percent <= self.published[-1]:
+            return  # never backwards (e.g. a log whose tail lost its step lines to other output)
         try:
             self.publish(percent)
             self.published.append(percent)

@@ -30,6 +30,12 @@ def test_estimate_prefers_the_log_and_falls_back_to_the_clock(tmp_path: Path):
     assert len(read_tail(log)) == 4096  # only the tail is read, however big the log
 
 
+def grow(log: Path, data: bytes) -> None:
+    """Append, as a training does (a rewrite would show the watcher an empty log for a moment)."""
+    with open(log, "ab") as handle:
+        handle.write(data)
+
+
 class Recorder:
     def __init__(self, fail: bool = False) -> None:
         self.values: list[float] = []
@@ -47,9 +53,9 @@ def test_watcher_publishes_the_log_as_it_grows_and_a_last_value(tmp_path: Path):
     log = tmp_path / "run.log"
     recorder = Recorder()
     with ProgressWatcher(log, 300, recorder, interval=0.05) as watcher:
-        log.write_bytes(b"step 00010 (50.0%) | loss: 2.0\n")
+        grow(log, b"step 00010 (50.0%) | loss: 2.0\n")
         assert _wait_for(lambda: 50.0 in recorder.values), recorder.values
-        log.write_bytes(b"step 00010 (50.0%) | loss: 2.0\nstep 00020 (100.0%) | loss: 1.0\n")
+        grow(log, b"step 00020 (100.0%) | loss: 1.0\n")
     assert recorder.values[-1] == 100.0 and 50.0 in recorder.values
     assert recorder.values == sorted(set(recorder.values))  # only changes are published
     assert watcher.published == recorder.values
@@ -71,9 +77,9 @@ def test_prefect_progress_artifact_is_created_once_then_updated(tmp_path: Path):
     @flow
     def training() -> None:
         with ProgressWatcher(log, 300, PrefectProgress(key, "test training"), interval=0.05):
-            log.write_bytes(b"step 00001 (40.0%) | loss\n")
+            grow(log, b"step 00001 (40.0%) | loss\n")
             assert _wait_for(lambda: _progress(key) == [40.0])
-            log.write_bytes(b"step 00002 (100.0%) | loss\n")
+            grow(log, b"step 00002 (100.0%) | loss\n")
 
     training()
     assert _progress(key) == [100.0]  # one artifact, updated in place
