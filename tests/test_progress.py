@@ -57,7 +57,7 @@ def test_watcher_publishes_the_log_as_it_grows_and_a_last_value(tmp_path: Path):
         assert _wait_for(lambda: 50.0 in recorder.values), recorder.values
         grow(log, b"step 00020 (100.0%) | loss: 1.0\n")
     assert recorder.values[-1] == 100.0 and 50.0 in recorder.values
-    assert recorder.values == sorted(set(recorder.values))  # only changes are published
+    assert recorder.values == sorted(set(recorder.values))  # only increases are published
     assert watcher.published == recorder.values
 
 
