@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from autoresearch import ledger
@@ -149,6 +150,9 @@ def deploy(
     parallel: Annotated[Optional[int], typer.Option(help="Default candidates per round.")] = None,
     time_budget: Annotated[Optional[int], typer.Option(help="Default training seconds per run.")] = None,
     remote: Annotated[Optional[str], typer.Option(help="Default git URL that GPU workers fetch from.")] = None,
+    notify: Annotated[
+        Optional[str], typer.Option("--notify", help="A notification block (NAME or TYPE-SLUG/NAME) for 'new best' and 'loop stopped'.")
+    ] = None,
 ) -> None:
     """Create (or update) work pools cpu and gpu and the deployments; idempotent."""
     from autoresearch.config import parse_duration
@@ -170,6 +174,8 @@ def deploy(
         out.print(f"deployment {name} ({deployment_id})")
     if schedule:
         out.print(f"research-loop/default runs on schedule {schedule!r} ({timezone})" + (f", stopping after {stop_after}" if stop_after else ""))
+    if notify:
+        _setup_notifications(notify)
     out.print("next: `autoresearch worker --gpus 0,1` on each GPU machine, then `autoresearch run --deployed --repo DIR`")
 
 
@@ -189,7 +195,7 @@ def worker(
     raise typer.Exit(WorkerGroup(plans, query_seconds, echo=out.print).run())
 
 
-def _require_server() -> None:
+def _require_server(purpose: str = "deployed mode") -> None:
     import urllib.request
 
     from prefect.settings import PREFECT_API_URL
@@ -197,7 +203,7 @@ def _require_server() -> None:
     url = PREFECT_API_URL.value()
     if not url:
         raise UserError(
-            "deployed mode needs a Prefect server: start one (`prefect server start`) and set "
+            f"{purpose} needs a Prefect server: start one (`prefect server start`) and set "
             "PREFECT_API_URL=http://127.0.0.1:4200/api (see README, 'Deployed mode')"
         )
     try:
@@ -207,35 +213,54 @@ def _require_server() -> None:
         raise UserError(f"cannot reach the Prefect server at {url} ({exc}); start it with `prefect server start` or fix PREFECT_API_URL") from None
 
 
+FileOption = Annotated[Path | None, typer.Option("--file", help="A results.tsv anywhere (default: the repo's).")]
+TagOption = Annotated[str | None, typer.Option("--tag", help="The loop's tag, for titles. Default: from the branch autoresearch/<tag>.")]
+DirectionOption = Annotated[
+    str | None, typer.Option("--direction", help="minimize or maximize. Default: the repo's autoresearch.toml, else minimize.")
+]
+
+
 @app.command()
-def status(repo: RepoOption = Path("."), rows: Annotated[int, typer.Option(help="Show the last N rows.")] = 20) -> None:
-    """The ledger as a table: baseline, best, keeps, crashes."""
+def status(
+    repo: RepoOption = Path("."),
+    file: FileOption = None,
+    direction: DirectionOption = None,
+    rows: Annotated[int, typer.Option(help="Show the last N rows.")] = 20,
+) -> None:
+    """The ledger as a table, then the summary: baseline, best, improvement, keeps, crashes, top gains."""
     from autoresearch.summary import summarize
 
-    path = repo / ledger.LEDGER_FILE
-    if not path.exists():
-        raise UserError(f"no results.tsv in {repo}; start a loop with `autoresearch run --repo {repo}`")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    entries = ledger.parse(text, where=str(path))
-    metric = text.split("\t", 2)[1]
-    direction = _direction(repo)
+    path, metric, entries, direction = _ledger(repo, file, direction)
     table = Table(title=f"{path} ({len(entries)} runs)")
     for column in ("#", "commit", metric, "memory_gb", "status", "description"):
         table.add_column(column, justify="right" if column in ("#", metric, "memory_gb") else "left")
     style = {"keep": "green", "discard": "grey50", "crash": "red"}
     for number, row in list(enumerate(entries))[-rows:]:
-        table.add_row(str(number), row.commit, f"{row.value:.6f}", f"{row.memory_gb:.1f}", row.status, row.description, style=style[row.status])
+        table.add_row(str(number), escape(row.commit), f"{row.value:.6f}", f"{row.memory_gb:.1f}", row.status, escape(row.description), style=style[row.status])
     out.print(table)
     s = summarize(entries, direction)
+    counts = f"{s.keeps} kept, {s.discards} discarded, {s.crashes} crashed"
     if s.best is None:
-        out.print(f"{s.experiments} runs, no keep yet ({s.crashes} crashes)")
-    else:
-        out.print(
-            f"baseline {s.baseline:.6f} -> best {s.best:.6f} ({s.improvement_percent:+.2f}%) at {s.best_commit} "
-            f"[{s.best_description}]; {s.keeps} kept, {s.discards} discarded, {s.crashes} crashed"
-        )
-    for line in _loop_state_lines(repo):
-        out.print(line)
+        out.print(f"{s.experiments} runs, no keep yet ({counts})")
+        _print_loop_state(repo if file is None else None)
+        return
+    out.print(f"baseline {s.baseline:.6f} -> best {s.best:.6f} at {s.best_commit}: {s.best_description}", markup=False, soft_wrap=True)
+    percent = "" if s.improvement_percent is None else f" ({s.improvement_percent:+.2f}%)"
+    out.print(f"improvement {s.improvement:+.6f}{percent} ({direction}); {s.experiments} runs: {counts}", soft_wrap=True)
+    if s.top_gains:
+        gains = Table(title="Top gains (each keep against the keep before it)")
+        for column in ("#", "commit", "gain", metric, "description"):
+            gains.add_column(column, justify="left" if column in ("commit", "description") else "right")
+        for gain in s.top_gains:
+            gains.add_row(str(gain.number), escape(gain.commit), f"{gain.gain:+.6f}", f"{gain.value:.6f}", escape(gain.description))
+        out.print(gains)
+
+    _print_loop_state(repo if file is None else None)
+
+
+def _print_loop_state(repo: Path | None) -> None:
+    for line in _loop_state_lines(repo) if repo else []:
+        out.print(line, markup=False, soft_wrap=True)
 
 
 def _loop_state_lines(repo: Path) -> list[str]:
@@ -258,6 +283,57 @@ def _loop_state_lines(repo: Path) -> list[str]:
     if usage.requests:
         lines.append(f"proposer cost ({ws.tag}): {usage.line()}")
     return lines
+
+
+@app.command()
+def plot(
+    repo: RepoOption = Path("."),
+    file: FileOption = None,
+    tag: TagOption = None,
+    direction: DirectionOption = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the PNG.")] = Path("progress.png"),
+) -> None:
+    """karpathy's progress plot of results.tsv as a PNG: keeps green, discards grey, running best."""
+    from autoresearch.plot import plot_data, render_png
+
+    path, metric, entries, direction = _ledger(repo, file, direction)
+    data = plot_data(entries, metric, direction, tag or _tag_of(path.parent))
+    try:
+        render_png(data, output)
+    except OSError as exc:
+        raise UserError(f"cannot write {output}: {exc.strerror}; pass -o a writable path") from None
+    out.print(f"{data.title} -> {output}")
+
+
+@app.command()
+def notify(block: Annotated[str, typer.Option("--block", help="A saved notification block: NAME or TYPE-SLUG/NAME.")]) -> None:
+    """Send "new best" and "loop stopped" through a Prefect notification block (creates or updates two automations)."""
+    _require_server("notify")
+    _setup_notifications(block)
+
+
+def _setup_notifications(block: str) -> None:
+    from autoresearch.notifications import setup_notifications
+
+    names = setup_notifications(block)
+    out.print(f"automations {', '.join(repr(n) for n in names)} send through block {block!r}", markup=False, soft_wrap=True)
+
+
+def _ledger(repo: Path, file: Path | None, direction: str | None) -> tuple[Path, str, list, str]:
+    """(path, metric, rows, direction) of any results.tsv: --file, or the repo's."""
+    path = file or repo / ledger.LEDGER_FILE
+    if file is None and not path.exists():
+        raise UserError(f"no results.tsv in {repo}; start a loop with `autoresearch run --repo {repo}`, or pass --file")
+    if direction not in (None, "minimize", "maximize"):
+        raise UserError(f"--direction {direction!r}: use minimize or maximize")
+    metric, rows = ledger.read_any(path)
+    return path, metric, rows, direction or _direction(path.parent)
+
+
+def _tag_of(directory: Path) -> str | None:
+    branch = subprocess.run(["git", "symbolic-ref", "-q", "--short", "HEAD"], cwd=directory, capture_output=True, text=True, check=False)
+    name = branch.stdout.strip()
+    return name.removeprefix("autoresearch/") if name.startswith("autoresearch/") else None
 
 
 def _direction(repo: Path) -> str:

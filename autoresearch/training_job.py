@@ -1,5 +1,6 @@
 """One training run of one experiment commit, wherever it runs: in the loop's process (local mode) or in
-a `train-on-gpu` flow run on a GPU worker (deployed mode). No Prefect here.
+a `train-on-gpu` flow run on a GPU worker (deployed mode). No Prefect here, except that the training's
+progress is published as an artifact when the job runs inside a Prefect run (autoresearch.progress).
 
 The job checks out the commit in the slot's persistent worktree (of the experiment repo itself, or of
 the worker's own clone when the repo arrives as a git URL), verifies the read-only files, runs the
@@ -20,6 +21,7 @@ from pydantic import BaseModel
 
 from autoresearch.errors import UserError
 from autoresearch.gitops import Git
+from autoresearch.progress import training_progress
 from autoresearch.runner import kill_recorded, run_command
 from autoresearch.workspace import log_path, verify_checksums, worktree_path
 
@@ -77,14 +79,16 @@ def run_training_job(request: TrainRequest, slot: int, record: Path | None = Non
     if not request.remote:
         _link(root / RUN_LOG, live_log)
     started_at = time.time()
-    outcome = run_command(
-        request.command.replace("{python}", sys.executable),
-        cwd=checkout,
-        log_path=live_log,
-        timeout=request.timeout_seconds,
-        env=request.env,
-        record=record,
-    )
+    budget = float(request.env.get("AUTORESEARCH_TIME_BUDGET") or 0) or None
+    with training_progress(live_log, budget, request.tag, request.iteration, request.commit):  # progress artifact (in a run)
+        outcome = run_command(
+            request.command.replace("{python}", sys.executable),
+            cwd=checkout,
+            log_path=live_log,
+            timeout=request.timeout_seconds,
+            env=request.env,
+            record=record,
+        )
     ended_at = time.time()
     archived = log_path(root, request.tag, request.iteration, request.commit, request.run)
     archived.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from autoresearch import noise
 from autoresearch.models import Decision, LedgerRow, Proposal
+from autoresearch.monitor import after_iteration
 from autoresearch.tasks.commit import commit
 from autoresearch.tasks.confirm import confirm
 from autoresearch.tasks.edit import edit
@@ -67,6 +68,7 @@ def experiment_iteration(spec: IterationSpec) -> IterationOutcome:
     kept = verdict.status == "keep"
     _report(spec, proposal, experiment, verdict, row, metrics.tail if metrics and verdict.status == "crash" else None)
     logger.info("%s %s %.6f %s: %s", row.commit, proposal.description, row.value, row.status, verdict.reason)
+    after_iteration(spec.workspace(), row.commit)  # monitoring: ledger table, summary + plot artifacts, new-best event
     _rename(None, tags=[*iteration_tags(spec), row.status])
     return IterationOutcome(
         iteration=spec.iteration,

@@ -21,6 +21,7 @@ from autoresearch.deployments.definitions import EXPERIMENT_ITERATION
 from autoresearch.errors import UserError
 from autoresearch.flows.experiment_iteration import IterationOutcome, experiment_iteration, iteration_tags, run_name
 from autoresearch.lock import loop_lock
+from autoresearch.monitor import loop_stopped
 from autoresearch.proposers import ProposerExhausted, proposer_options
 from autoresearch.setup import reset_to_last_keep, setup_or_resume
 from autoresearch.tasks.spec import IterationSpec
@@ -89,7 +90,9 @@ def research_loop(
             if not isinstance(exc, Exception):  # Ctrl-C, or SIGTERM (Prefect raises TerminationSignal)
                 iterations_of.cancel_unfinished()
                 reset_to_last_keep(ws)
+            loop_stopped(ws, f"failed: {exc}" if isinstance(exc, Exception) else "interrupted")  # notification event
             raise
+    loop_stopped(ws, stopped)  # notification event
     rows = ledger.read(ws.ledger_path, ws.config.metric)
     best = ledger.last_keep(rows)
     return LoopSummary(
