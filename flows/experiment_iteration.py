@@ -16,7 +16,7 @@ from autoresearch.tasks.confirm import confirm
 from autoresearch.tasks.edit import edit
 from autoresearch.tasks.evaluate import evaluate
 from autoresearch.tasks.extract import extract
-from autoresearch.tasks.hypothesize import hypothesize
+from autoresearch.tasks.hypothesize import hypothesize, prefetch_next
 from autoresearch.tasks.keep_or_reset import keep_or_reset
 from autoresearch.tasks.log import log
 from autoresearch.tasks.spec import IterationSpec
@@ -35,6 +35,11 @@ class IterationOutcome(BaseModel):
 def run_name(spec: IterationSpec, description: str | None = None) -> str:
     name = f"{spec.tag} · iter {spec.iteration:04d}"
     return f"{name} · {description}" if description else name
+
+
+def prefetching(spec: IterationSpec) -> bool:
+    """Local mode, one candidate at a time, a new idea next (no fix of this one can be predicted)."""
+    return not spec.deployed and not spec.in_round and not spec.noise_repeat
 
 
 def iteration_tags(spec: IterationSpec) -> list[str]:
@@ -56,6 +61,8 @@ def experiment_iteration(spec: IterationSpec) -> IterationOutcome:
     experiment = commit(spec, proposal, edited)
     result = metrics = None
     if edited.refused is None:
+        if prefetching(spec):
+            prefetch_next(spec, proposal, experiment)  # the next idea is proposed while this one trains
         result = train(spec, experiment)
         metrics = extract(spec, result)
     verdict = evaluate(spec, experiment, edited.refused, result, metrics)

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import json
+
 from prefect import task
 
 from autoresearch import ledger, noise
 from autoresearch.metrics import extract as extract_metrics
-from autoresearch.models import CrashReport, Proposal, ProposalContext
+from autoresearch.models import CrashReport, LedgerRow, Proposal, ProposalContext
+from autoresearch.prefetch import PREFETCHER, STILL_TRAINING, PrefetchKey, rebase
 from autoresearch.prompt import public_interface
 from autoresearch.proposers import get_proposer
 from autoresearch.tasks.spec import MAX_FIX_ATTEMPTS, IterationSpec, iteration_cache_key
@@ -27,12 +30,42 @@ def hypothesize(spec: IterationSpec) -> Proposal:
             description=noise.repeat_description(spec.noise_repeat),
             rationale="the unmodified baseline trained again, to measure run-to-run noise",
         )
-    proposal = get_proposer(spec.proposer, **spec.proposer_options).propose(proposal_context(ws, spec))
+    proposal = _prefetched(ws, spec) or get_proposer(spec.proposer, **spec.proposer_options).propose(proposal_context(ws, spec))
     if spec.fix_of:
         proposal = proposal.model_copy(update={"description": f"fix of {spec.fix_of.commit[:7]}: {proposal.description}"})
     if proposal.usage is not None:
         ws.record("usage", f"{spec.iteration:04d}", proposal.usage.model_dump())
     return proposal
+
+
+def prefetch_next(spec: IterationSpec, in_flight: Proposal, commit: str) -> None:
+    """Start proposing the idea after this one, against this baseline, while this one trains (local mode)."""
+    ws = spec.workspace()
+    following = spec.model_copy(
+        update={"iteration": spec.iteration + 1, "baseline_value": spec.baseline_value or 0.0,
+                "resume_commit": None, "fix_of": None, "noise_repeat": None}
+    )
+    context = proposal_context(ws, following)
+    pending = LedgerRow(commit=commit[:7], value=0.0, memory_gb=0.0, status="discard", description=in_flight.description)
+    context = context.model_copy(
+        update={"history": [*context.history, pending], "reasons": {**context.reasons, pending.commit: STILL_TRAINING}}
+    )
+    proposer = get_proposer(spec.proposer, **spec.proposer_options)
+    PREFETCHER.start(_prefetch_key(following), following.baseline_commit, lambda: proposer.propose(context))
+
+
+def _prefetched(ws: Workspace, spec: IterationSpec) -> Proposal | None:
+    if spec.fix_of:  # a fix builds on the crash it fixes: never prefetched
+        return None
+    found = PREFETCHER.take(_prefetch_key(spec))
+    if found is None:
+        return None
+    files = {path: ws.git.show(spec.parent_commit, path) or "" for path in ws.config.editable}
+    return rebase(found[1], found[0], files, spec.baseline_commit)
+
+
+def _prefetch_key(spec: IterationSpec) -> PrefetchKey:
+    return PrefetchKey(spec.loop_id, spec.iteration, spec.proposer, json.dumps(spec.proposer_options, sort_keys=True))
 
 
 def proposal_context(ws: Workspace, spec: IterationSpec) -> ProposalContext:
