@@ -73,6 +73,7 @@ def run(
     remote: Annotated[Optional[str], typer.Option(help="Git URL GPU workers fetch commits from (deployed mode, other machines).")] = None,
     stop_after: Annotated[Optional[str], typer.Option(help="Start no new experiment after this long, e.g. 10h.")] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="With --deployed: wait for the loop run to end.")] = False,
+    prefetch: Annotated[bool, typer.Option("--prefetch/--no-prefetch", help="Propose the next idea while one trains (local mode).")] = True,
     model: Annotated[Optional[str], typer.Option(help="--proposer llm: PROVIDER:NAME, e.g. anthropic:claude-sonnet-4-5.")] = None,
     api_key_secret: Annotated[Optional[str], typer.Option(help="--proposer llm: Prefect Secret block holding the API key.")] = None,
     agent_command: Annotated[Optional[str], typer.Option(help="--proposer agent: the agent CLI, e.g. 'claude -p'.")] = None,
@@ -98,7 +99,7 @@ def run(
     ws = Workspace(repo, tag, {"timeout_seconds": timeout})
     parameters = dict(
         repo=str(ws.root), tag=ws.tag, iterations=iterations, proposer=proposer, time_budget=time_budget,
-        timeout_seconds=timeout, parallel=parallel, remote=remote, stop_after=stop_after, confirm=confirm, **options,
+        timeout_seconds=timeout, parallel=parallel, remote=remote, stop_after=stop_after, confirm=confirm, prefetch=prefetch, **options,
     )
     if deployed:
         with loop_lock(ws.lock_path):

@@ -39,7 +39,7 @@ def run_name(spec: IterationSpec, description: str | None = None) -> str:
 
 def prefetching(spec: IterationSpec) -> bool:
     """Local mode, one candidate at a time, a new idea next (no fix of this one can be predicted)."""
-    return not spec.deployed and not spec.in_round and not spec.noise_repeat
+    return spec.prefetch and not spec.deployed and not spec.in_round and not spec.noise_repeat
 
 
 def iteration_tags(spec: IterationSpec) -> list[str]:

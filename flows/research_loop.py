@@ -50,6 +50,7 @@ def research_loop(
     remote: str | None = None,
     stop_after: str | None = None,
     infra_retries: int = 2,
+    prefetch: bool = True,
     model: str | None = None,
     api_key_secret: str | None = None,
     agent_command: str | None = None,
@@ -82,6 +83,7 @@ def research_loop(
             remote=remote,
             proposer_options=proposer_options(model, api_key_secret, agent_command, agent_timeout),
             confirm=confirm,
+            prefetch=prefetch,
         )
         spec = followup.first_spec(ws, spec)  # sigma, and a noise repeat if one is due
         try:

@@ -42,6 +42,7 @@ class IterationSpec(BaseModel):
     remote: str | None = None  # git URL that GPU workers fetch experiment commits from (default: the repo's path)
     round_start: int | None = None  # --parallel: first iteration of this round; all share the baseline
     round_size: int = 1
+    prefetch: bool = True  # local mode: propose the next idea while this one trains
 
     @property
     def in_round(self) -> bool:

@@ -20,7 +20,8 @@ FAKE_AGENT = Path(__file__).parent / "fakes" / "fake_agent.py"
 def run(repo: Path, tmp_path: Path, mode: str, *args: str):
     env = {"FAKE_AGENT_MODE": mode, "FAKE_AGENT_RECORD": str(tmp_path / "agent-runs.jsonl")}
     command = f"{sys.executable} {FAKE_AGENT}"
-    return cli("run", "--repo", str(repo), "--tag", "a", "--proposer", "agent", "--agent-command", command, *args, env=env)
+    # the fake agent's runs are recorded in order: no proposal ahead of time (tests/test_prefetch.py covers that)
+    return cli("run", "--repo", str(repo), "--tag", "a", "--proposer", "agent", "--agent-command", command, "--no-prefetch", *args, env=env)
 
 
 def agent_runs(tmp_path: Path) -> list[dict]:

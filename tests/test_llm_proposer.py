@@ -80,7 +80,8 @@ def use(name: str, script: Callable) -> str:
 
 def loop(repo: Path, model: str, iterations: int, **extra) -> None:
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        research_loop(repo=str(repo), tag="llm", iterations=iterations, proposer="llm", model=model, **extra)
+        # scripted replies come in order: no proposal ahead of time (tests/test_prefetch.py covers that)
+        research_loop(repo=str(repo), tag="llm", iterations=iterations, proposer="llm", model=model, prefetch=False, **extra)
 
 
 def rows(repo: Path):
@@ -106,7 +107,7 @@ def test_a_good_edit_is_trained_and_kept_and_its_cost_counted(repo: Path):
     tokens = f"{usage['input_tokens']} tokens in, {usage['output_tokens']} out (1 requests)"
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(sort=ArtifactSort.CREATED_DESC, limit=10)
-    report = next(a.data for a in artifacts if f"`{entries[1].commit}`" in (a.data or ""))
+    report = next(a.data for a in artifacts if a.key is None and f"`{entries[1].commit}`" in (a.data or ""))
     assert f"**Proposer cost:** {tokens}, cost unknown; this loop so far: {tokens}" in report
     status = cli("status", "--repo", str(repo))
     assert f"proposer cost (llm): {tokens}" in status.stdout

@@ -73,7 +73,7 @@ def test_the_next_idea_is_proposed_while_the_current_one_trains(tmp_path: Path, 
         f'open({str(stamps)!r}, "a").write(f"{{_started}} {{time.time()}}\\n")\n'
     )
     repo = make_repo(tmp_path / "exp", train=train)
-    monkeypatch.setenv("FAKE_TRAIN_SECONDS", "2")
+    monkeypatch.setenv("FAKE_TRAIN_SECONDS", "4")
     CALLS.clear()
     summary = research_loop(repo=str(repo), tag="pre", iterations=3, proposer="slow-test")
     rows = ledger.read(repo / "results.tsv", "val_bpb")
