@@ -32,7 +32,11 @@ JITTER = 0.2  # Prefect's default; the scaled interval is only used when jitter 
 def fast_api_retries() -> Iterator[None]:
     """Within the block, the Prefect client retries 503/429/502 after ~60 ms, doubling, for ~64 s in all."""
     import prefect.client.base as client_base
-    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, PREFECT_CLIENT_RETRY_JITTER_FACTOR, temporary_settings
+    from prefect.settings import (
+        PREFECT_CLIENT_MAX_RETRIES,
+        PREFECT_CLIENT_RETRY_JITTER_FACTOR,
+        temporary_settings,
+    )
 
     original = client_base.clamped_poisson_interval
 

@@ -13,9 +13,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from bench.experiment import BENCH, GIT_IDENTITY, make_repo, training_seconds
 from bench.watch import run_watched
@@ -150,7 +150,7 @@ def _loop_run(mode: str, proposer: str, iterations: int, train_seconds: float, w
         training=[training_seconds(log) for log in logs],
         row_rss_kb=watched.row_rss_kb,
         returncode=watched.returncode,
-        output_tail=watched.stderr_tail,
+        output_tail=watched.output_tail,
     )
 
 
@@ -158,7 +158,7 @@ def environment() -> dict:
     """What the numbers were measured on."""
     import platform
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH, capture_output=True, text=True, check=False).stdout.strip()
     try:
         from importlib.metadata import version
 

@@ -20,8 +20,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def table(runs: list[LoopRun]) -> str:
     bash = next((r for r in runs if r.mode == "bash"), None)
     lines = [
-        f"{'mode':<10}{'proposer':<10}{'iters':>6}{'train s':>8}{'startup s':>10}{'overhead/iter s':>17}"
-        f"{'median s':>10}{'max s':>8}{'x bash':>8}{'load':>7}",
+        (
+            f"{'mode':<10}{'proposer':<10}{'iters':>6}{'train s':>8}{'startup s':>10}{'overhead/iter s':>17}"
+            f"{'median s':>10}{'max s':>8}{'x bash':>8}{'load':>7}"
+        )
     ]
     for run in runs:
         s = run.summary()

@@ -17,7 +17,7 @@ class Watched:
     wall: float  # seconds from start to exit
     row_times: list[float] = field(default_factory=list)  # seconds from start until row i (0 = first row) appeared
     row_rss_kb: list[int] = field(default_factory=list)  # VmRSS of the loop process when row i appeared
-    stderr_tail: str = ""
+    output_tail: str = ""  # the end of the command's output
 
 
 def rss_kb(pid: int) -> int:
@@ -40,34 +40,30 @@ def count_rows(ledger: Path) -> int:
     return max(data.count(b"\n") - 1, 0)
 
 
-def run_watched(command: list[str], ledger: Path, env: dict[str, str], cwd: Path | None = None, log: Path | None = None) -> Watched:
-    """Start `command`; every POLL_SECONDS note new rows of `ledger` with the time and the process's RSS."""
-    out = open(log, "wb") if log else subprocess.DEVNULL
-    started = time.monotonic()
-    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT if log else subprocess.PIPE)
+def run_watched(command: list[str], ledger: Path, env: dict[str, str], log: Path) -> Watched:
+    """Start `command` (all output to `log`); every POLL_SECONDS note new rows of `ledger`, the time and the RSS."""
     watched = Watched(returncode=0, wall=0.0)
-    size = -1
-    while True:
-        done = process.poll() is not None
-        try:
-            current = os.stat(ledger).st_size
-        except FileNotFoundError:
-            current = -1
-        if current != size:
-            size = current
-            rows = count_rows(ledger)
-            now, rss = time.monotonic() - started, rss_kb(process.pid)
-            while len(watched.row_times) < rows:
-                watched.row_times.append(now)
-                watched.row_rss_kb.append(rss)
-        if done:
-            break
-        time.sleep(POLL_SECONDS)
-    watched.wall = time.monotonic() - started
+    with open(log, "wb") as out:
+        started = time.monotonic()
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        size = -1
+        while True:
+            done = process.poll() is not None
+            try:
+                current = os.stat(ledger).st_size
+            except FileNotFoundError:
+                current = -1
+            if current != size:
+                size = current
+                rows = count_rows(ledger)
+                now, rss = time.monotonic() - started, rss_kb(process.pid)
+                while len(watched.row_times) < rows:
+                    watched.row_times.append(now)
+                    watched.row_rss_kb.append(rss)
+            if done:
+                break
+            time.sleep(POLL_SECONDS)
+        watched.wall = time.monotonic() - started
     watched.returncode = process.returncode
-    if log:
-        out.close()
-        watched.stderr_tail = log.read_text(errors="replace")[-2000:]
-    elif process.stderr:
-        watched.stderr_tail = process.stderr.read().decode(errors="replace")[-2000:]
+    watched.output_tail = log.read_text(errors="replace")[-2000:]
     return watched
