@@ -62,3 +62,20 @@ def local_mode() -> Iterator[None]:
     # No worker watches heartbeats in local mode, and joining the heartbeat thread costs ~1 s per flow run.
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}), fast_api_retries():
         yield
+
+
+def forget_finished_runs() -> None:
+    """Drop what the current flow run's context keeps about its finished child runs.
+
+    Prefect remembers every child run's final state (`run_results`, to draw data dependencies between
+    runs that pass results on as they are) and its assets, for the whole life of the parent run: a few KB
+    per iteration, without bound, in a loop that runs for days. `research-loop` passes no result object
+    from one iteration to the next (it builds a new spec from plain values), so it loses nothing by
+    forgetting them after each iteration.
+    """
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if context is not None:
+        context.run_results.clear()
+        context.task_run_assets.clear()

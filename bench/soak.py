@@ -54,9 +54,9 @@ def integrity(repo: Path, iterations: int) -> dict:
 
 
 def checkpoints(run: LoopRun) -> list[dict]:
-    """RSS and recent per-iteration time at iterations 10, 100, 1,000 (those the run reached) and the last."""
+    """RSS and recent per-iteration time at iterations 10, 100, 500, 1,000 (those reached) and the last."""
     gaps = run.gaps()
-    marks = sorted({i for i in (10, 100, 1000) if i < run.rows} | {run.rows - 1})
+    marks = sorted({i for i in (10, 100, 500, 1000) if i < run.rows} | {run.rows - 1})
     return [
         {
             "iteration": i,

@@ -9,6 +9,7 @@ from autoresearch import ledger
 from autoresearch.errors import UserError
 from autoresearch.flows.experiment_iteration import IterationOutcome, experiment_iteration
 from autoresearch.lock import loop_lock
+from autoresearch.prefect_tuning import forget_finished_runs
 from autoresearch.proposers import ProposerExhausted
 from autoresearch.setup import LoopPlan, reset_to_last_keep, setup_or_resume
 from autoresearch.tasks.spec import IterationSpec
@@ -85,6 +86,7 @@ def _iterate(ws: Workspace, plan: LoopPlan, iterations: int | None, proposer: st
             outcome: IterationOutcome = experiment_iteration(spec)
         except ProposerExhausted as exc:
             return done, str(exc)
+        forget_finished_runs()  # flat memory over thousands of iterations (autoresearch/prefect_tuning.py)
         if spec.is_baseline and outcome.row.status == "crash":
             raise UserError(
                 f"the baseline run crashed ({outcome.reason}); see {ws.log_path(spec.iteration, outcome.row.commit)}, "

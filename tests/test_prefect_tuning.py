@@ -1,4 +1,4 @@
-"""Local-mode Prefect tuning: an HTTP 503 (SQLite "database is locked") is retried after ~60 ms, not ~2 s."""
+"""Local-mode Prefect tuning: 503s (SQLite "database is locked") retried after ~60 ms, not ~2 s; flat memory."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import prefect.client.base as client_base
+from prefect import flow
 from prefect.client.base import PrefectHttpxSyncClient
+from prefect.context import FlowRunContext
 from prefect.settings import (
     PREFECT_CLIENT_MAX_RETRIES,
     PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
@@ -17,6 +19,7 @@ from autoresearch.prefect_tuning import (
     MAX_RETRIES,
     RETRY_SCALE,
     fast_api_retries,
+    forget_finished_runs,
     local_mode,
 )
 
@@ -77,3 +80,24 @@ def test_settings_apply_inside_the_block_only():
         assert client_base.clamped_poisson_interval(64.0, 0.2) <= 64.0 * 1.2 * RETRY_SCALE
     assert client_base.clamped_poisson_interval is before
     assert PREFECT_CLIENT_MAX_RETRIES.value() < MAX_RETRIES  # Prefect's default (5) is back
+
+
+@flow
+def _child(number: int) -> dict:
+    return {"number": number}
+
+
+@flow
+def _parent(children: int) -> tuple[int, int]:
+    for number in range(children):
+        _child(number)
+    remembered = len(FlowRunContext.get().run_results)
+    forget_finished_runs()
+    return remembered, len(FlowRunContext.get().run_results)
+
+
+def test_a_parent_flow_forgets_its_finished_children():
+    with local_mode():
+        remembered, after = _parent(3)
+    assert remembered >= 3  # Prefect keeps one entry per finished child run for the parent's lifetime
+    assert after == 0
