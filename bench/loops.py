@@ -97,6 +97,11 @@ def clean_env(workdir: Path, train_seconds: float) -> dict[str, str]:
     return env
 
 
+def hard_timeout(train_seconds: float) -> float:
+    """The per-run hard limit: well above the fake training time, so no run in a benchmark times out."""
+    return 2 * train_seconds + 60
+
+
 def _check(run: LoopRun) -> LoopRun:
     if run.returncode != 0 or run.rows != run.iterations + 1:
         raise RuntimeError(
@@ -106,8 +111,8 @@ def _check(run: LoopRun) -> LoopRun:
 
 
 def bash(workdir: Path, iterations: int, train_seconds: float, proposer: str = "sed") -> LoopRun:
-    repo = make_repo(workdir / "exp")
-    command = ["bash", str(BENCH / "bash_loop.sh"), str(repo), str(iterations), "60"]
+    repo = make_repo(workdir / "exp", hard_timeout(train_seconds))
+    command = ["bash", str(BENCH / "bash_loop.sh"), str(repo), str(iterations), str(int(hard_timeout(train_seconds)))]
     watched = run_watched(command, repo / "results.tsv", clean_env(workdir, train_seconds), log=workdir / "output.log")
     logs = sorted((repo / ".bashlogs").glob("*.log"))
     return _check(_loop_run("bash", "sed SEED", iterations, train_seconds, watched, logs))
@@ -115,7 +120,7 @@ def bash(workdir: Path, iterations: int, train_seconds: float, proposer: str = "
 
 def local(workdir: Path, iterations: int, train_seconds: float, proposer: str = "mutate") -> LoopRun:
     """`autoresearch run` in this interpreter; proposer `slow` goes through bench/slow_proposer.py."""
-    repo = make_repo(workdir / "exp")
+    repo = make_repo(workdir / "exp", hard_timeout(train_seconds))
     launcher = [str(BENCH / "slow_proposer.py")] if proposer == "slow" else ["-m", "autoresearch.cli"]
     command = [sys.executable, *launcher, "run", "--repo", str(repo), "--tag", TAG, "--iterations", str(iterations), "--proposer", proposer]
     watched = run_watched(command, repo / "results.tsv", clean_env(workdir, train_seconds), log=workdir / "output.log")
