@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -34,8 +35,6 @@ def make_repo(path: Path, timeout_seconds: float = 60) -> Path:
 
 
 def _git_env() -> dict[str, str]:
-    import os
-
     return {**os.environ, **GIT_IDENTITY}
 
 
