@@ -112,12 +112,10 @@ def run(
     with loop_lock(ws.lock_path):
         preflight(ws)
         _configure_prefect()
-        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
         from autoresearch.flows.research_loop import research_loop
+        from autoresearch.prefect_tuning import local_mode
 
-        # Local mode: no worker watches heartbeats, and joining the heartbeat thread costs ~1 s per flow run.
-        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        with local_mode():  # no heartbeats, fast retries of SQLite lock conflicts: see prefect_tuning.py
             summary = research_loop(**parameters)
     _print_summary(summary)
 

@@ -22,6 +22,7 @@ from autoresearch.errors import UserError
 from autoresearch.flows.experiment_iteration import IterationOutcome, experiment_iteration, iteration_tags, run_name
 from autoresearch.lock import loop_lock
 from autoresearch.monitor import loop_stopped
+from autoresearch.prefect_tuning import forget_finished_runs
 from autoresearch.proposers import ProposerExhausted, proposer_options
 from autoresearch.setup import reset_to_last_keep, setup_or_resume
 from autoresearch.tasks.spec import IterationSpec
@@ -141,6 +142,7 @@ def _iterate(
             outcomes = runner.run(candidates)
         except ProposerExhausted as exc:
             return done, str(exc)
+        forget_finished_runs()  # flat memory over thousands of iterations (autoresearch/prefect_tuning.py)
         if spec.is_baseline and outcomes[0].row.status == "crash":
             raise UserError(
                 f"the baseline run crashed ({outcomes[0].reason}); see {ws.log_path(spec.iteration, outcomes[0].row.commit)}, "

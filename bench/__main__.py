@@ -1,0 +1,31 @@
+"""All benchmarks in one command: overhead, idle fraction, soak.
+
+    python -m bench            # ~20 minutes on 2 cores: overhead (20 iterations), idle (30 s budget), soak (1,000)
+    python -m bench --quick    # ~3 minutes: fewer iterations, a 100-iteration soak
+    python -m bench --long     # adds the 300 s budget to the idle benchmark (~35 minutes more)
+
+Tables go to stdout, JSON to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bench import idle, overhead, soak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run every benchmark.")
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run, numbers are noisier)")
+    parser.add_argument("--long", action="store_true", help="also measure idle time at a 300 s budget")
+    args = parser.parse_args()
+    print("== overhead: seconds per iteration beyond training, bash vs autoresearch")
+    overhead.main(["--iterations", "5" if args.quick else "20"])
+    print("\n== idle fraction")
+    idle.main(["--iterations", "1" if args.quick else "3"] + (["--long"] if args.long else []))
+    print("\n== soak")
+    soak.main(["--iterations", "100" if args.quick else "1000"])
+
+
+if __name__ == "__main__":
+    main()
