@@ -11,50 +11,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from statistics import median
 
 ROOT = Path(__file__).resolve().parents[1]
-FAKE_TRAIN = """\
-import os, time
-LEARNING_RATE = 0.04
-DEPTH = 4
-time.sleep(float(os.environ.get("BENCH_TRAIN_SECONDS", "0")))
-print("---")
-print(f"val_bpb:          {1.0 + abs(LEARNING_RATE - 0.1) + abs(DEPTH - 6) * 0.01:.6f}")
-print("peak_vram_mb:     1024.0")
-"""
+sys.path.insert(0, str(ROOT))
+from bench.experiment import make_repo  # noqa: E402
+from bench.loops import clean_env, hard_timeout  # noqa: E402
+from bench.stack import CLI, prefect_stack  # noqa: E402
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def sh(*args: str, cwd: Path | None = None, env: dict | None = None) -> str:
-    return subprocess.run(args, cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
-
-
-def make_repo(path: Path, train_seconds: float) -> Path:
-    path.mkdir(parents=True)
-    (path / "train.py").write_text(FAKE_TRAIN)
-    (path / "prepare.py").write_text("MAX_SEQ_LEN = 64\n")
-    (path / "autoresearch.toml").write_text(
-        f'command = "BENCH_TRAIN_SECONDS={train_seconds} {{python}} train.py"\ndata_check = "{path}"\ntimeout_seconds = 600\n'
-    )
-    env = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "b@x", "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "b@x"}
-    sh("git", "init", "-q", "-b", "main", cwd=path, env=env)
-    sh("git", "add", ".", cwd=path, env=env)
-    sh("git", "commit", "-q", "-m", "bench", cwd=path, env=env)
-    return path
+def sh(*args: str, env: dict) -> str:
+    return subprocess.run(args, env=env, check=True, capture_output=True, text=True).stdout
 
 
 def runs_of(flow: str, tag: str) -> list:
@@ -77,47 +49,16 @@ def main() -> int:
     parser.add_argument("--query-seconds", type=float, default=1.0)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-deployed-"))
-    port = free_port()
-    os.environ.update(
-        PREFECT_HOME=str(work / "prefect"),
-        PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_LOGGING_LEVEL="WARNING",
-        PREFECT_WORKER_QUERY_SECONDS=str(args.query_seconds),
-    )
-    cli = [sys.executable, "-m", "autoresearch.cli"]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    workers = None
-    try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
-        sh(*cli, "deploy")
-        workers = subprocess.Popen([*cli, "worker", "--slots", "2", "--query-seconds", str(args.query_seconds)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(5)
-        repo = make_repo(work / "exp", args.train_seconds)
+    with prefect_stack(work, clean_env(work, args.train_seconds), slots=2, query_seconds=args.query_seconds) as env:
+        os.environ.update({k: v for k, v in env.items() if k.startswith("PREFECT_")})  # the client below reads this server
+        repo = make_repo(work / "exp", hard_timeout(args.train_seconds))
         started = time.monotonic()
-        sh(*cli, "run", "--deployed", "--wait", "--repo", str(repo), "--tag", "seq", "--iterations", str(args.iterations))
+        sh(*CLI, "run", "--deployed", "--wait", "--repo", str(repo), "--tag", "seq", "--iterations", str(args.iterations), env=env)
         sequential_wall = time.monotonic() - started
         started = time.monotonic()
-        sh(*cli, "run", "--deployed", "--wait", "--repo", str(repo), "--tag", "seq", "--iterations", "2", "--parallel", "2")
+        sh(*CLI, "run", "--deployed", "--wait", "--repo", str(repo), "--tag", "seq", "--iterations", "2", "--parallel", "2", env=env)
         parallel_wall = time.monotonic() - started
         report = measure(args, sequential_wall, parallel_wall)
-    finally:
-        for process in (workers, server):
-            if process and process.poll() is None:
-                os.killpg(process.pid, signal.SIGINT if process is workers else signal.SIGTERM)
-                try:
-                    process.wait(timeout=40)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
     print_table(report)
     out = ROOT / "bench" / "results" / "deployed_mode.json"
     out.parent.mkdir(parents=True, exist_ok=True)

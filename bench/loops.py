@@ -2,8 +2,8 @@
 
 - `bash`: bench/bash_loop.sh, the protocol in plain bash.
 - `local`: `autoresearch run` in local mode (Prefect's ephemeral API on SQLite, a fresh PREFECT_HOME).
-- `deployed`: the extension point for `autoresearch run --deployed` (not built yet): start a server and
-  workers, run the same iterations, return a LoopRun the same way.
+- `deployed`: `autoresearch run --deployed --wait` against a fresh `prefect server` with `autoresearch
+  worker --slots 2` (bench/stack.py); the watched process is the CLI, the loop itself runs on a worker.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.experiment import BENCH, GIT_IDENTITY, make_repo, training_seconds
+from bench.stack import CLI, prefect_stack
 from bench.watch import run_watched
 
 TAG = "bench"
@@ -129,7 +130,15 @@ def local(workdir: Path, iterations: int, train_seconds: float, proposer: str = 
 
 
 def deployed(workdir: Path, iterations: int, train_seconds: float, proposer: str = "mutate") -> LoopRun:
-    raise NotImplementedError("deployed mode is not built yet; add it here (server + workers, then `autoresearch run --deployed`)")
+    """`autoresearch run --deployed --wait` against a fresh server with 2 CPU training slots (bench/stack.py)."""
+    if proposer != "mutate":
+        raise ValueError("deployed mode is measured with mutate only (the slow stand-in is registered in-process)")
+    repo = make_repo(workdir / "exp", hard_timeout(train_seconds))
+    with prefect_stack(workdir, clean_env(workdir, train_seconds)) as env:
+        command = [*CLI, "run", "--deployed", "--wait", "--repo", str(repo), "--tag", TAG, "--iterations", str(iterations)]
+        watched = run_watched(command, repo / "results.tsv", env, log=workdir / "output.log")
+    logs = sorted((repo / ".autoresearch" / "logs" / TAG).glob("*.log"))
+    return _check(_loop_run("deployed", proposer, iterations, train_seconds, watched, logs))
 
 
 MODES: dict[str, Callable[..., LoopRun]] = {"bash": bash, "local": local, "deployed": deployed}
