@@ -94,6 +94,9 @@ def run(
     from autoresearch.setup import preflight
     from autoresearch.workspace import Workspace
 
+    from autoresearch.flows.research_loop import check_parameters
+
+    check_parameters(iterations, parallel, remote, deployed)
     options = proposer_options(model, api_key_secret, agent_command, agent_timeout)
     get_proposer(proposer, **options)  # bad options: one line now, not mid-loop
     ws = Workspace(repo, tag, {"timeout_seconds": timeout})
@@ -107,8 +110,6 @@ def run(
         _configure_prefect()
         _run_deployed(parameters, wait)
         return
-    if parallel != 1 or remote:
-        raise UserError("--parallel and --remote need deployed mode: add --deployed (see README, 'Deployed mode')")
     with loop_lock(ws.lock_path):
         preflight(ws)
         _configure_prefect()

@@ -7,7 +7,6 @@ Cancelling, which makes a live process worker kill the run's whole process group
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import time
@@ -25,6 +24,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterTags,
 )
 from prefect.client.schemas.objects import FlowRun, State, StateType
+from prefect.client.schemas.sorting import FlowRunSort
 from prefect.deployments import run_deployment
 
 from autoresearch.errors import UserError
@@ -34,8 +34,6 @@ CANCEL_WAIT_SECONDS = 30.0  # a live process worker kills a Cancelling run withi
 RETRY_DELAY_SECONDS = 5.0  # a retry sent within ~1.5 s of a crash can be overwritten by the worker
 SLOW_PICKUP_SECONDS = 120.0
 UNFINISHED = (StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.CANCELLING)
-
-log = logging.getLogger("autoresearch.runs")
 
 
 class RunFailed(Exception):
@@ -142,17 +140,20 @@ def _process_gone(run: FlowRun) -> bool:
     return False
 
 
+def find(flow_name: str, tag: str, states: tuple[StateType, ...] | None = None) -> list[FlowRun]:
+    """Runs of `flow_name` carrying `tag` (in one of `states`, if given), oldest start first."""
+    state = FlowRunFilterState(type=FlowRunFilterStateType(any_=list(states))) if states else None
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[tag]), state=state),
+            sort=FlowRunSort.START_TIME_ASC,
+        )
+
+
 def unfinished(flow_name: str, tag: str) -> list[UUID]:
     """Runs of `flow_name` carrying `tag` that are scheduled, pending, running or cancelling."""
-    with get_client(sync_client=True) as client:
-        found = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
-            flow_run_filter=FlowRunFilter(
-                tags=FlowRunFilterTags(all_=[tag]),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=list(UNFINISHED))),
-            ),
-        )
-    return [run.id for run in found]
+    return [run.id for run in find(flow_name, tag, UNFINISHED)]
 
 
 def result(run: FlowRun) -> Any:

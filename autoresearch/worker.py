@@ -122,7 +122,7 @@ class WorkerGroup:
     def stop(self) -> None:
         """Two signals (a worker ignores the first while it hands it to its runs), then SIGKILL."""
         alive = [p for p in self.processes.values() if p.poll() is None]
-        for attempt in range(2):
+        for _ in range(2):
             for process in alive:
                 _signal(process, signal.SIGINT)
             alive = _wait_all(alive, STOP_WAIT_SECONDS)

@@ -29,19 +29,6 @@ def sh(*args: str, env: dict) -> str:
     return subprocess.run(args, env=env, check=True, capture_output=True, text=True).stdout
 
 
-def runs_of(flow: str, tag: str) -> list:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterTags
-    from prefect.client.schemas.sorting import FlowRunSort
-
-    with get_client(sync_client=True) as client:
-        return client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow])),
-            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[tag])),
-            sort=FlowRunSort.START_TIME_ASC,
-        )
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--iterations", type=int, default=4)
@@ -68,8 +55,10 @@ def main() -> int:
 
 
 def measure(args: argparse.Namespace, sequential_wall: float, parallel_wall: float) -> dict:
-    iterations = runs_of("experiment-iteration", "seq")
-    trainings = runs_of("train-on-gpu", "seq")
+    from autoresearch.runs import find
+
+    iterations = find("experiment-iteration", "seq")
+    trainings = find("train-on-gpu", "seq")
     sequential, rounds = iterations[: args.iterations + 1], iterations[args.iterations + 1 :]
     pickups = [(run.start_time - run.expected_start_time).total_seconds() for run in iterations + trainings]
     per_iteration = [(run.end_time - run.start_time).total_seconds() for run in sequential]

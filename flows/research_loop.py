@@ -59,7 +59,7 @@ def research_loop(
     confirm: bool = False,
 ) -> LoopSummary:
     deployed = deployment.id is not None
-    _check_parameters(iterations, parallel, remote, deployed, infra_retries)
+    check_parameters(iterations, parallel, remote, deployed, infra_retries)
     stop_at = time.monotonic() + parse_duration(stop_after) if stop_after else None
     ws = Workspace(repo, tag, {"timeout_seconds": timeout_seconds})
     if deployed:
@@ -109,7 +109,8 @@ def research_loop(
     )
 
 
-def _check_parameters(iterations: int | None, parallel: int, remote: str | None, deployed: bool, infra_retries: int) -> None:
+def check_parameters(iterations: int | None, parallel: int, remote: str | None, deployed: bool, infra_retries: int = 0) -> None:
+    """One-line errors for flags that do not go together (the CLI calls it too, before Prefect starts)."""
     if iterations is not None and iterations < 1:
         raise UserError("--iterations must be at least 1 (omit it to run forever)")
     if parallel < 1:

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterTags
-from prefect.client.schemas.sorting import FlowRunSort
 
 from autoresearch import ledger, runs
 from autoresearch.deployments.definitions import DEPLOYMENTS, RESEARCH_LOOP
@@ -50,13 +48,7 @@ def run_deployed(repo: Path, *args: str, timeout: float = 300) -> subprocess.Com
     return cli("run", "--deployed", "--wait", "--repo", str(repo), *args, timeout=timeout)
 
 
-def flow_runs(flow_name: str, tag: str):
-    with get_client(sync_client=True) as client:
-        return client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
-            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[tag])),
-            sort=FlowRunSort.START_TIME_ASC,
-        )
+flow_runs = runs.find
 
 
 def check_invariants(repo: Path, tag: str, expected_rows: int) -> list[ledger.LedgerRow]:
