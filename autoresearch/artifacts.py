@@ -31,8 +31,14 @@ def artifact_key(kind: str, tag: str) -> str:
 def ledger_table(rows: list[LedgerRow], metric: str) -> list[dict[str, str]]:
     """results.tsv as table rows, numbered like `autoresearch status` and the plot's x axis."""
     return [
-        {"#": str(number), "commit": row.commit, metric: f"{row.value:.6f}", "memory_gb": f"{row.memory_gb:.1f}",
-         "status": row.status, "description": row.description}
+        {
+            "#": str(number),
+            "commit": row.commit,
+            metric: f"{row.value:.6f}",
+            "memory_gb": f"{row.memory_gb:.1f}",
+            "status": row.status,
+            "description": row.description,
+        }
         for number, row in enumerate(rows)
     ]
 
@@ -59,9 +65,15 @@ def summary_markdown(rows: list[LedgerRow], metric: str, direction: Direction, t
     )
     parts.append(f"**{s.experiments} runs:** {s.keeps} keep · {s.discards} discard · {s.crashes} crash")
     if s.top_gains:
-        lines = ["### Top gains (each keep against the keep before it)", "", f"| # | commit | gain | {metric} | description |",
-                 "|---|---|---|---|---|"]
-        lines += [f"| {g.number} | `{cell(g.commit)}` | {g.gain:+.6f} | {g.value:.6f} | {cell(g.description)} |" for g in s.top_gains]
+        lines = [
+            "### Top gains (each keep against the keep before it)",
+            "",
+            f"| # | commit | gain | {metric} | description |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {g.number} | `{cell(g.commit)}` | {g.gain:+.6f} | {g.value:.6f} | {cell(g.description)} |" for g in s.top_gains
+        ]
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
 
@@ -75,6 +87,8 @@ def publish_loop_artifacts(rows: list[LedgerRow], metric: str, direction: Direct
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     done = f"after {len(rows)} runs"
-    create_table_artifact(ledger_table(rows, metric), key=artifact_key("ledger", tag), description=f"results.tsv of {tag}, {done}")
+    create_table_artifact(
+        ledger_table(rows, metric), key=artifact_key("ledger", tag), description=f"results.tsv of {tag}, {done}"
+    )
     markdown = summary_markdown(rows, metric, direction, tag, progress_png(rows, metric, direction, tag))
     create_markdown_artifact(markdown, key=artifact_key("summary", tag), description=f"progress of {tag}, {done}")

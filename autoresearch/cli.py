@@ -9,7 +9,7 @@ import subprocess
 import sys
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import click
 import typer
@@ -49,7 +49,7 @@ def init(directory: Annotated[Path, typer.Argument(help="A new or empty director
 @app.command()
 def prepare(
     repo: RepoOption = Path("."),
-    text_dir: Annotated[Optional[Path], typer.Option("--text-dir", help="Your own text corpus instead of the stdlib.")] = None,
+    text_dir: Annotated[Path | None, typer.Option("--text-dir", help="Your own text corpus instead of the stdlib.")] = None,
 ) -> None:
     """Prepare the bundled experiment's data (runs its prepare.py)."""
     if not (repo / "prepare.py").is_file():
@@ -63,22 +63,34 @@ def prepare(
 @app.command()
 def run(
     repo: RepoOption = Path("."),
-    tag: Annotated[Optional[str], typer.Option(help="Run name; branch autoresearch/<tag>. Default: today, e.g. nov25.")] = None,
-    iterations: Annotated[Optional[int], typer.Option(help="Experiments to run now (baseline not counted). Default: forever.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Run name; branch autoresearch/<tag>. Default: today, e.g. nov25.")] = None,
+    iterations: Annotated[
+        int | None, typer.Option(help="Experiments to run now (baseline not counted). Default: forever.")
+    ] = None,
     proposer: Annotated[str, typer.Option(help="Where ideas come from: mutate (offline), llm or agent.")] = "mutate",
-    time_budget: Annotated[Optional[int], typer.Option(help="Training seconds per run (AUTORESEARCH_TIME_BUDGET).")] = None,
-    timeout: Annotated[Optional[float], typer.Option(help="Hard limit per training run, seconds (default 600).")] = None,
+    time_budget: Annotated[int | None, typer.Option(help="Training seconds per run (AUTORESEARCH_TIME_BUDGET).")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Hard limit per training run, seconds (default 600).")] = None,
     parallel: Annotated[int, typer.Option(help="Candidates per round, each on its own GPU slot (deployed mode).")] = 1,
-    deployed: Annotated[bool, typer.Option("--deployed", help="Run as a research-loop/default deployment run on the Prefect server.")] = False,
-    remote: Annotated[Optional[str], typer.Option(help="Git URL GPU workers fetch commits from (deployed mode, other machines).")] = None,
-    stop_after: Annotated[Optional[str], typer.Option(help="Start no new experiment after this long, e.g. 10h.")] = None,
+    deployed: Annotated[
+        bool, typer.Option("--deployed", help="Run as a research-loop/default deployment run on the Prefect server.")
+    ] = False,
+    remote: Annotated[
+        str | None, typer.Option(help="Git URL GPU workers fetch commits from (deployed mode, other machines).")
+    ] = None,
+    stop_after: Annotated[str | None, typer.Option(help="Start no new experiment after this long, e.g. 10h.")] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="With --deployed: wait for the loop run to end.")] = False,
-    prefetch: Annotated[bool, typer.Option("--prefetch/--no-prefetch", help="Propose the next idea while one trains (local mode).")] = True,
-    model: Annotated[Optional[str], typer.Option(help="--proposer llm: PROVIDER:NAME, e.g. anthropic:claude-sonnet-4-5.")] = None,
-    api_key_secret: Annotated[Optional[str], typer.Option(help="--proposer llm: Prefect Secret block holding the API key.")] = None,
-    agent_command: Annotated[Optional[str], typer.Option(help="--proposer agent: the agent CLI, e.g. 'claude -p'.")] = None,
-    agent_timeout: Annotated[Optional[float], typer.Option(help="--proposer agent: hard limit per agent run, seconds (900).")] = None,
-    confirm: Annotated[bool, typer.Option("--confirm", help="Re-train a would-be keep once; keep only if both runs pass.")] = False,
+    prefetch: Annotated[
+        bool, typer.Option("--prefetch/--no-prefetch", help="Propose the next idea while one trains (local mode).")
+    ] = True,
+    model: Annotated[str | None, typer.Option(help="--proposer llm: PROVIDER:NAME, e.g. anthropic:claude-sonnet-4-5.")] = None,
+    api_key_secret: Annotated[str | None, typer.Option(help="--proposer llm: Prefect Secret block holding the API key.")] = None,
+    agent_command: Annotated[str | None, typer.Option(help="--proposer agent: the agent CLI, e.g. 'claude -p'.")] = None,
+    agent_timeout: Annotated[
+        float | None, typer.Option(help="--proposer agent: hard limit per agent run, seconds (900).")
+    ] = None,
+    confirm: Annotated[
+        bool, typer.Option("--confirm", help="Re-train a would-be keep once; keep only if both runs pass.")
+    ] = False,
 ) -> None:
     """The research loop. An existing tag is resumed, never restarted."""
     if iterations is not None and iterations < 1:
@@ -89,20 +101,29 @@ def run(
         from autoresearch.config import parse_duration
 
         parse_duration(stop_after)
+    from autoresearch.flows.research_loop import check_parameters
     from autoresearch.lock import loop_lock
     from autoresearch.proposers import get_proposer, proposer_options
     from autoresearch.setup import preflight
     from autoresearch.workspace import Workspace
-
-    from autoresearch.flows.research_loop import check_parameters
 
     check_parameters(iterations, parallel, remote, deployed)
     options = proposer_options(model, api_key_secret, agent_command, agent_timeout)
     get_proposer(proposer, **options)  # bad options: one line now, not mid-loop
     ws = Workspace(repo, tag, {"timeout_seconds": timeout})
     parameters = dict(
-        repo=str(ws.root), tag=ws.tag, iterations=iterations, proposer=proposer, time_budget=time_budget,
-        timeout_seconds=timeout, parallel=parallel, remote=remote, stop_after=stop_after, confirm=confirm, prefetch=prefetch, **options,
+        repo=str(ws.root),
+        tag=ws.tag,
+        iterations=iterations,
+        proposer=proposer,
+        time_budget=time_budget,
+        timeout_seconds=timeout,
+        parallel=parallel,
+        remote=remote,
+        stop_after=stop_after,
+        confirm=confirm,
+        prefetch=prefetch,
+        **options,
     )
     if deployed:
         with loop_lock(ws.lock_path):
@@ -142,16 +163,21 @@ def _run_deployed(parameters: dict, wait: bool) -> None:
 
 @app.command()
 def deploy(
-    repo: Annotated[Optional[Path], typer.Option("--repo", help="Default experiment repo of research-loop runs (needed by --schedule).")] = None,
-    schedule: Annotated[Optional[str], typer.Option(help="Cron schedule of research-loop, e.g. '0 22 * * *'.")] = None,
-    stop_after: Annotated[Optional[str], typer.Option(help="Scheduled runs start no new experiment after this long, e.g. 10h.")] = None,
+    repo: Annotated[
+        Path | None, typer.Option("--repo", help="Default experiment repo of research-loop runs (needed by --schedule).")
+    ] = None,
+    schedule: Annotated[str | None, typer.Option(help="Cron schedule of research-loop, e.g. '0 22 * * *'.")] = None,
+    stop_after: Annotated[
+        str | None, typer.Option(help="Scheduled runs start no new experiment after this long, e.g. 10h.")
+    ] = None,
     timezone: Annotated[str, typer.Option(help="Time zone of --schedule (IANA name).")] = "UTC",
-    proposer: Annotated[Optional[str], typer.Option(help="Default proposer of research-loop runs.")] = None,
-    parallel: Annotated[Optional[int], typer.Option(help="Default candidates per round.")] = None,
-    time_budget: Annotated[Optional[int], typer.Option(help="Default training seconds per run.")] = None,
-    remote: Annotated[Optional[str], typer.Option(help="Default git URL that GPU workers fetch from.")] = None,
+    proposer: Annotated[str | None, typer.Option(help="Default proposer of research-loop runs.")] = None,
+    parallel: Annotated[int | None, typer.Option(help="Default candidates per round.")] = None,
+    time_budget: Annotated[int | None, typer.Option(help="Default training seconds per run.")] = None,
+    remote: Annotated[str | None, typer.Option(help="Default git URL that GPU workers fetch from.")] = None,
     notify: Annotated[
-        Optional[str], typer.Option("--notify", help="A notification block (NAME or TYPE-SLUG/NAME) for 'new best' and 'loop stopped'.")
+        str | None,
+        typer.Option("--notify", help="A notification block (NAME or TYPE-SLUG/NAME) for 'new best' and 'loop stopped'."),
     ] = None,
 ) -> None:
     """Create (or update) work pools cpu and gpu and the deployments; idempotent."""
@@ -164,8 +190,12 @@ def deploy(
     if stop_after:
         parse_duration(stop_after)
     defaults = {
-        "repo": str(repo.expanduser().resolve()) if repo else None, "stop_after": stop_after, "proposer": proposer,
-        "parallel": parallel, "time_budget": time_budget, "remote": remote,
+        "repo": str(repo.expanduser().resolve()) if repo else None,
+        "stop_after": stop_after,
+        "proposer": proposer,
+        "parallel": parallel,
+        "time_budget": time_budget,
+        "remote": remote,
     }
     _configure_prefect()
     result = apply(defaults, schedule, timezone)
@@ -173,7 +203,10 @@ def deploy(
     for name, deployment_id in result.deployments.items():
         out.print(f"deployment {name} ({deployment_id})")
     if schedule:
-        out.print(f"research-loop/default runs on schedule {schedule!r} ({timezone})" + (f", stopping after {stop_after}" if stop_after else ""))
+        out.print(
+            f"research-loop/default runs on schedule {schedule!r} ({timezone})"
+            + (f", stopping after {stop_after}" if stop_after else "")
+        )
     if notify:
         _setup_notifications(notify)
     out.print("next: `autoresearch worker --gpus 0,1` on each GPU machine, then `autoresearch run --deployed --repo DIR`")
@@ -181,11 +214,13 @@ def deploy(
 
 @app.command()
 def worker(
-    gpus: Annotated[Optional[str], typer.Option(help="GPU indices, one worker (slot) each, e.g. 0,1. Default: all GPUs.")] = None,
-    slots: Annotated[Optional[int], typer.Option(help="CPU-only training slots instead of GPUs (testing).")] = None,
-    cpu: Annotated[bool, typer.Option("--cpu/--no-cpu", help="Also run a worker for the cpu pool (loops and iterations).")] = True,
+    gpus: Annotated[str | None, typer.Option(help="GPU indices, one worker (slot) each, e.g. 0,1. Default: all GPUs.")] = None,
+    slots: Annotated[int | None, typer.Option(help="CPU-only training slots instead of GPUs (testing).")] = None,
+    cpu: Annotated[
+        bool, typer.Option("--cpu/--no-cpu", help="Also run a worker for the cpu pool (loops and iterations).")
+    ] = True,
     first_slot: Annotated[int, typer.Option(help="Number of the first slot (distinct per machine on a shared filesystem).")] = 0,
-    query_seconds: Annotated[Optional[float], typer.Option(help="How often workers poll for runs (Prefect's default: 10).")] = None,
+    query_seconds: Annotated[float | None, typer.Option(help="How often workers poll for runs (Prefect's default: 10).")] = None,
 ) -> None:
     """Start one Prefect worker per GPU slot (plus one for the cpu pool); Ctrl-C stops them all."""
     from autoresearch.worker import WorkerGroup, parse_gpus, plan_workers
@@ -210,11 +245,15 @@ def _require_server(purpose: str = "deployed mode") -> None:
         with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=10):
             pass
     except OSError as exc:
-        raise UserError(f"cannot reach the Prefect server at {url} ({exc}); start it with `prefect server start` or fix PREFECT_API_URL") from None
+        raise UserError(
+            f"cannot reach the Prefect server at {url} ({exc}); start it with `prefect server start` or fix PREFECT_API_URL"
+        ) from None
 
 
 FileOption = Annotated[Path | None, typer.Option("--file", help="A results.tsv anywhere (default: the repo's).")]
-TagOption = Annotated[str | None, typer.Option("--tag", help="The loop's tag, for titles. Default: from the branch autoresearch/<tag>.")]
+TagOption = Annotated[
+    str | None, typer.Option("--tag", help="The loop's tag, for titles. Default: from the branch autoresearch/<tag>.")
+]
 DirectionOption = Annotated[
     str | None, typer.Option("--direction", help="minimize or maximize. Default: the repo's autoresearch.toml, else minimize.")
 ]
@@ -236,7 +275,15 @@ def status(
         table.add_column(column, justify="right" if column in ("#", metric, "memory_gb") else "left")
     style = {"keep": "green", "discard": "grey50", "crash": "red"}
     for number, row in list(enumerate(entries))[-rows:]:
-        table.add_row(str(number), escape(row.commit), f"{row.value:.6f}", f"{row.memory_gb:.1f}", row.status, escape(row.description), style=style[row.status])
+        table.add_row(
+            str(number),
+            escape(row.commit),
+            f"{row.value:.6f}",
+            f"{row.memory_gb:.1f}",
+            row.status,
+            escape(row.description),
+            style=style[row.status],
+        )
     out.print(table)
     s = summarize(entries, direction)
     counts = f"{s.keeps} kept, {s.discards} discarded, {s.crashes} crashed"
@@ -244,7 +291,9 @@ def status(
         out.print(f"{s.experiments} runs, no keep yet ({counts})")
         _print_loop_state(repo if file is None else None)
         return
-    out.print(f"baseline {s.baseline:.6f} -> best {s.best:.6f} at {s.best_commit}: {s.best_description}", markup=False, soft_wrap=True)
+    out.print(
+        f"baseline {s.baseline:.6f} -> best {s.best:.6f} at {s.best_commit}: {s.best_description}", markup=False, soft_wrap=True
+    )
     percent = "" if s.improvement_percent is None else f" ({s.improvement_percent:+.2f}%)"
     out.print(f"improvement {s.improvement:+.6f}{percent} ({direction}); {s.experiments} runs: {counts}", soft_wrap=True)
     if s.top_gains:
@@ -252,7 +301,9 @@ def status(
         for column in ("#", "commit", "gain", metric, "description"):
             gains.add_column(column, justify="left" if column in ("commit", "description") else "right")
         for gain in s.top_gains:
-            gains.add_row(str(gain.number), escape(gain.commit), f"{gain.gain:+.6f}", f"{gain.value:.6f}", escape(gain.description))
+            gains.add_row(
+                str(gain.number), escape(gain.commit), f"{gain.gain:+.6f}", f"{gain.value:.6f}", escape(gain.description)
+            )
         out.print(gains)
 
     _print_loop_state(repo if file is None else None)
@@ -278,7 +329,9 @@ def _loop_state_lines(repo: Path) -> list[str]:
     lines = []
     sigma = ws.recorded("noise").get("sigma")
     if sigma is not None:
-        lines.append(f"noise: sigma {sigma:.6f} from the baseline repeats; gains below 2 sigma = {2 * sigma:.6f} count as no change")
+        lines.append(
+            f"noise: sigma {sigma:.6f} from the baseline repeats; gains below 2 sigma = {2 * sigma:.6f} count as no change"
+        )
     usage = ws.loop_usage()
     if usage.requests:
         lines.append(f"proposer cost ({ws.tag}): {usage.line()}")
@@ -331,7 +384,9 @@ def _ledger(repo: Path, file: Path | None, direction: str | None) -> tuple[Path,
 
 
 def _tag_of(directory: Path) -> str | None:
-    branch = subprocess.run(["git", "symbolic-ref", "-q", "--short", "HEAD"], cwd=directory, capture_output=True, text=True, check=False)
+    branch = subprocess.run(
+        ["git", "symbolic-ref", "-q", "--short", "HEAD"], cwd=directory, capture_output=True, text=True, check=False
+    )
     name = branch.stdout.strip()
     return name.removeprefix("autoresearch/") if name.startswith("autoresearch/") else None
 

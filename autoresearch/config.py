@@ -9,8 +9,9 @@ import json
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -84,7 +85,9 @@ def load_config(
             try:
                 values[key] = _parse_env(raw, is_list=field.annotation == list[str])
             except ValueError:
-                raise UserError(f"{source[key]}: invalid value for {key!r}: expected a JSON list or comma-separated paths") from None
+                raise UserError(
+                    f"{source[key]}: invalid value for {key!r}: expected a JSON list or comma-separated paths"
+                ) from None
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = value

@@ -83,11 +83,23 @@ def confirm(first: Decision, second: Decision | None, values: tuple[float, float
     """
     one, two = values
     if second_crash or second is None or two is None:
-        return Decision(status="discard", reason=f"not confirmed: the second run crashed ({second_crash})",
-                        improvement=first.improvement, complexity=first.complexity)
+        return Decision(
+            status="discard",
+            reason=f"not confirmed: the second run crashed ({second_crash})",
+            improvement=first.improvement,
+            complexity=first.complexity,
+        )
     runs = f"runs {one:.6f} and {two:.6f}"
     if second.status == "keep":
-        return Decision(status="keep", reason=f"confirmed ({runs}): {first.reason}",
-                        improvement=first.improvement, complexity=first.complexity)
-    return Decision(status="discard", reason=f"not confirmed ({runs}): second run {second.reason}",
-                    improvement=second.improvement, complexity=second.complexity)
+        return Decision(
+            status="keep",
+            reason=f"confirmed ({runs}): {first.reason}",
+            improvement=first.improvement,
+            complexity=first.complexity,
+        )
+    return Decision(
+        status="discard",
+        reason=f"not confirmed ({runs}): second run {second.reason}",
+        improvement=second.improvement,
+        complexity=second.complexity,
+    )

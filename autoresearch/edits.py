@@ -20,7 +20,9 @@ def apply_edits(originals: dict[str, str], edits: list[FileEdit]) -> EditResult:
     for edit in edits:
         if edit.path not in originals:
             allowed = ", ".join(sorted(originals))
-            return EditResult(files=_changed(originals, current), refused=f"edit touches {edit.path}, which is not editable ({allowed})")
+            return EditResult(
+                files=_changed(originals, current), refused=f"edit touches {edit.path}, which is not editable ({allowed})"
+            )
         count = current[edit.path].count(edit.search) if edit.search else 0
         if count != 1:
             problem = "was not found" if count == 0 else f"matches {count} places"

@@ -33,7 +33,9 @@ def publish_commit(git: Git, request: TrainRequest) -> None:
     try:
         git.run("push", "-q", "--no-verify", request.remote, f"{request.commit}:{request.ref}")
     except RuntimeError as exc:
-        raise UserError(f"could not push {request.commit[:7]} to --remote {request.remote} ({exc}); check the URL and access") from None
+        raise UserError(
+            f"could not push {request.commit[:7]} to --remote {request.remote} ({exc}); check the URL and access"
+        ) from None
 
 
 def _no_slot_yet(run: FlowRun) -> None:

@@ -21,9 +21,7 @@ def header(metric: str) -> str:
 
 
 def format_row(row: LedgerRow) -> str:
-    return "\t".join(
-        [row.commit[:7], f"{row.value:.6f}", f"{row.memory_gb:.1f}", row.status, row.description]
-    )
+    return "\t".join([row.commit[:7], f"{row.value:.6f}", f"{row.memory_gb:.1f}", row.status, row.description])
 
 
 def parse_row(line: str, where: str) -> LedgerRow:
@@ -34,9 +32,7 @@ def parse_row(line: str, where: str) -> LedgerRow:
     if status not in STATUSES:
         raise UserError(f"{where}: status {status!r} is not one of keep, discard, crash; fix the line")
     try:
-        return LedgerRow(
-            commit=commit, value=float(value), memory_gb=float(memory), status=status, description=description
-        )
+        return LedgerRow(commit=commit, value=float(value), memory_gb=float(memory), status=status, description=description)
     except ValueError:
         raise UserError(f"{where}: value and memory_gb must be numbers; fix the line") from None
 
@@ -48,8 +44,11 @@ def parse(text: str, metric: str | None = None, where: str = LEDGER_FILE) -> lis
         raise UserError(f"{where} is empty; it needs at least the header line")
     columns = lines[0].split("\t")
     expected = header(metric).split("\t") if metric else None
-    if len(columns) != 5 or columns[0] != "commit" or columns[2:] != ["memory_gb", "status", "description"] or (
-        expected and columns != expected
+    if (
+        len(columns) != 5
+        or columns[0] != "commit"
+        or columns[2:] != ["memory_gb", "status", "description"]
+        or (expected and columns != expected)
     ):
         want = header(metric or "<metric>").replace("\t", "\\t")
         raise UserError(f"{where}: the header must be {want!r}; fix the first line or move the file away")
@@ -81,7 +80,9 @@ def read_any(path: Path) -> tuple[str, list[LedgerRow]]:
     lines = _whole_lines(path.read_text(encoding="utf-8", errors="replace")).splitlines()
     columns = [cell.strip() for cell in lines[0].split("\t")] if lines else []
     if [cell.lower() for cell in columns[:1] + columns[2:]] != ["commit", "memory_gb", "status", "description"]:
-        raise UserError(f"{path}: the header must be 'commit\\t<metric>\\tmemory_gb\\tstatus\\tdescription'; is this a results.tsv?")
+        raise UserError(
+            f"{path}: the header must be 'commit\\t<metric>\\tmemory_gb\\tstatus\\tdescription'; is this a results.tsv?"
+        )
     rows = []
     for number, line in enumerate(lines[1:], 2):
         if not line.strip():

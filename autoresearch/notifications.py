@@ -64,8 +64,14 @@ def emit_new_best(tag: str, repo: Path | str, rows: list[LedgerRow], metric: str
     if found is None:
         return None
     number, row, previous = found
-    payload = {"metric": metric, "value": row.value, "previous": previous, "commit": row.commit,
-               "description": row.description, "number": number}
+    payload = {
+        "metric": metric,
+        "value": row.value,
+        "previous": previous,
+        "commit": row.commit,
+        "description": row.description,
+        "number": number,
+    }
     return _emit(NEW_BEST, tag, repo, payload)
 
 
@@ -96,8 +102,13 @@ def automations(block_document_id: UUID) -> list:
         AutomationCore(
             name=name,
             description=f"Sends {event} events of autoresearch loops through a notification block.",
-            trigger=EventTrigger(expect={event}, match={"prefect.resource.id": "autoresearch.loop.*"},
-                                 posture=Posture.Reactive, threshold=1, within=timedelta(0)),
+            trigger=EventTrigger(
+                expect={event},
+                match={"prefect.resource.id": "autoresearch.loop.*"},
+                posture=Posture.Reactive,
+                threshold=1,
+                within=timedelta(0),
+            ),
             actions=[SendNotification(block_document_id=block_document_id, subject=subject, body=body)],
         )
         for name, (event, subject, body) in AUTOMATIONS.items()
@@ -108,7 +119,8 @@ def find_notification_block(client, block: str) -> UUID:
     """The id of the saved notification block named `block` (`name`, or `type-slug/name` like Block.load)."""
     slug, _, name = block.rpartition("/")
     matches = [
-        doc for doc in client.read_block_documents(include_secrets=False)
+        doc
+        for doc in client.read_block_documents(include_secrets=False)
         if doc.name == name and (not slug or (doc.block_type and doc.block_type.slug == slug))
     ]
     notify = [doc for doc in matches if doc.block_schema and "notify" in doc.block_schema.capabilities]

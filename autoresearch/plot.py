@@ -45,7 +45,9 @@ def label(description: str) -> str:
     return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 3] + "..."
 
 
-def plot_data(rows: list[LedgerRow], metric: str = "val_bpb", direction: Direction = "minimize", tag: str | None = None) -> PlotData:
+def plot_data(
+    rows: list[LedgerRow], metric: str = "val_bpb", direction: Direction = "minimize", tag: str | None = None
+) -> PlotData:
     keeps = kept(rows)
     title = f"{len(rows)} Experiments, {sum(row.status == 'keep' for row in rows)} Kept Improvements"
     title = f"{tag}: {title}" if tag else f"Autoresearch Progress: {title}"
@@ -89,19 +91,61 @@ def render_png(data: PlotData, path: Path | None = None, size: tuple[float, floa
     ax = figure.add_subplot()
     if data.discarded or data.off_scale:
         hidden = f" ({data.off_scale} off-scale)" if data.off_scale else ""
-        ax.scatter([p.number for p in data.discarded], [p.value for p in data.discarded], c=DISCARD_COLOR, s=12,
-                   alpha=0.5, zorder=2, label=f"Discarded{hidden}")
+        ax.scatter(
+            [p.number for p in data.discarded],
+            [p.value for p in data.discarded],
+            c=DISCARD_COLOR,
+            s=12,
+            alpha=0.5,
+            zorder=2,
+            label=f"Discarded{hidden}",
+        )
     if data.kept:
-        ax.scatter([p.number for p in data.kept], [p.value for p in data.kept], c=KEEP_COLOR, s=50, zorder=4,
-                   label="Kept", edgecolors="black", linewidths=0.5)
-        ax.step([p.number for p in data.best_line], [p.value for p in data.best_line], where="post", color=BEST_COLOR,
-                linewidth=2, alpha=0.7, zorder=3, label="Running best")
+        ax.scatter(
+            [p.number for p in data.kept],
+            [p.value for p in data.kept],
+            c=KEEP_COLOR,
+            s=50,
+            zorder=4,
+            label="Kept",
+            edgecolors="black",
+            linewidths=0.5,
+        )
+        ax.step(
+            [p.number for p in data.best_line],
+            [p.value for p in data.best_line],
+            where="post",
+            color=BEST_COLOR,
+            linewidth=2,
+            alpha=0.7,
+            zorder=3,
+            label="Running best",
+        )
         for point in data.kept:
-            ax.annotate(point.label, (point.number, point.value), textcoords="offset points", xytext=(6, 6),
-                        fontsize=8.0, color=LABEL_COLOR, alpha=0.9, rotation=30, ha="left", va="bottom")
+            ax.annotate(
+                point.label,
+                (point.number, point.value),
+                textcoords="offset points",
+                xytext=(6, 6),
+                fontsize=8.0,
+                color=LABEL_COLOR,
+                alpha=0.9,
+                rotation=30,
+                ha="left",
+                va="bottom",
+            )
     if data.crashed:  # no value: marks on the bottom edge, outside the data's y-range
-        ax.scatter(data.crashed, [0.01] * len(data.crashed), transform=ax.get_xaxis_transform(), marker="x",
-                   c=CRASH_COLOR, s=30, zorder=5, label="Crashed", clip_on=False)
+        ax.scatter(
+            data.crashed,
+            [0.01] * len(data.crashed),
+            transform=ax.get_xaxis_transform(),
+            marker="x",
+            c=CRASH_COLOR,
+            s=30,
+            zorder=5,
+            label="Crashed",
+            clip_on=False,
+        )
     if data.ylim:
         ax.set_ylim(*data.ylim)
     better_is = "lower" if data.direction == "minimize" else "higher"

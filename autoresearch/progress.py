@@ -55,8 +55,14 @@ class ProgressWatcher:
     The thread runs in a copy of the caller's context (so Prefect links artifacts to the task run).
     """
 
-    def __init__(self, log_path: Path, time_budget: float | None, publish: Callable[[float], None],
-                 interval: float = 3.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        log_path: Path,
+        time_budget: float | None,
+        publish: Callable[[float], None],
+        interval: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.log_path, self.time_budget = Path(log_path), float(time_budget or DEFAULT_TIME_BUDGET)
         self.publish, self.interval, self.clock = publish, interval, clock
         self.published: list[float] = []

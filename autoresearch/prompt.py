@@ -204,8 +204,12 @@ def _interface_of(node: ast.stmt) -> str | None:
             ):
                 body.append(_stub(child))
         stub = ast.ClassDef(
-            name=node.name, bases=node.bases, keywords=node.keywords, body=body or [ast.Expr(ast.Constant(...))],
-            decorator_list=node.decorator_list, type_params=getattr(node, "type_params", []),
+            name=node.name,
+            bases=node.bases,
+            keywords=node.keywords,
+            body=body or [ast.Expr(ast.Constant(...))],
+            decorator_list=node.decorator_list,
+            type_params=getattr(node, "type_params", []),
         )
         return ast.unparse(stub)
     if isinstance(node, (ast.Assign, ast.AnnAssign)):
@@ -229,7 +233,11 @@ def _docstring(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> l
 def _stub(node: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.FunctionDef | ast.AsyncFunctionDef:
     kind = type(node)
     return kind(
-        name=node.name, args=node.args, returns=node.returns, decorator_list=node.decorator_list,
-        body=_docstring(node) + [ast.Expr(ast.Constant(...))], type_params=getattr(node, "type_params", []),
+        name=node.name,
+        args=node.args,
+        returns=node.returns,
+        decorator_list=node.decorator_list,
+        body=_docstring(node) + [ast.Expr(ast.Constant(...))],
+        type_params=getattr(node, "type_params", []),
         lineno=node.lineno,
     )

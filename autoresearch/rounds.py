@@ -83,5 +83,7 @@ def wait_for_turn(count_rows, iteration: int, timeout: float) -> None:
     until = time.monotonic() + timeout
     while count_rows() < iteration:
         if time.monotonic() > until:
-            raise RuntimeError(f"results.tsv still lacks the rows before iteration {iteration}; retry the earlier candidates' runs")
+            raise RuntimeError(
+                f"results.tsv still lacks the rows before iteration {iteration}; retry the earlier candidates' runs"
+            )
         time.sleep(POLL_SECONDS)

@@ -48,7 +48,9 @@ def start(
         run = run_deployment(deployment, parameters=parameters, timeout=0, flow_run_name=name, tags=tags, as_subflow=as_subflow)
     except Exception as exc:
         if "404" in str(exc) or "not found" in str(exc).lower():
-            raise UserError(f"deployment {deployment} does not exist on this Prefect server; run `autoresearch deploy` first") from None
+            raise UserError(
+                f"deployment {deployment} does not exist on this Prefect server; run `autoresearch deploy` first"
+            ) from None
         raise
     return run.id
 
@@ -78,7 +80,9 @@ def retry(run_id: UUID) -> None:
     set_state(run_id, StateType.SCHEDULED, "AwaitingRetry", "Retry from autoresearch")
 
 
-def wait(run_id: UUID, deadline_after_start: float | None = None, on_slow_pickup: Callable[[FlowRun], None] | None = None) -> FlowRun:
+def wait(
+    run_id: UUID, deadline_after_start: float | None = None, on_slow_pickup: Callable[[FlowRun], None] | None = None
+) -> FlowRun:
     """Poll until the run is final. RunFailed when its process is gone (a worker on this host died) or
     when it is still going `deadline_after_start` seconds after it started (it is cancelled first)."""
     created = time.monotonic()

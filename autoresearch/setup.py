@@ -7,7 +7,6 @@ with a message that says what to do. They never destroy the user's work.
 
 from __future__ import annotations
 
-
 from pydantic import BaseModel
 
 from autoresearch import ledger

@@ -57,8 +57,14 @@ def gains(rows: list[LedgerRow], direction: Direction = "minimize") -> list[Gain
     """Every keep after the first, with its gain over the keep before it (ledger order)."""
     keeps = kept(rows)
     return [
-        Gain(number=number, commit=row.commit, description=row.description, value=row.value, previous=prev.value,
-             gain=better(row.value, prev.value, direction))
+        Gain(
+            number=number,
+            commit=row.commit,
+            description=row.description,
+            value=row.value,
+            previous=prev.value,
+            gain=better(row.value, prev.value, direction),
+        )
         for (_, prev), (number, row) in pairwise(keeps)
     ]
 

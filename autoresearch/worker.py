@@ -35,7 +35,20 @@ class WorkerPlan:
 
     def command(self) -> list[str]:
         limit = ["--limit", str(self.limit)] if self.limit else []
-        return [sys.executable, "-m", "prefect", "worker", "start", "--pool", self.pool, "--name", self.name, "--type", "process", *limit]
+        return [
+            sys.executable,
+            "-m",
+            "prefect",
+            "worker",
+            "start",
+            "--pool",
+            self.pool,
+            "--name",
+            self.name,
+            "--type",
+            "process",
+            *limit,
+        ]
 
 
 def parse_gpus(text: str) -> list[str]:
@@ -56,7 +69,9 @@ def detect_gpus() -> list[str]:
     return [str(i) for i, line in enumerate(listing.splitlines()) if line.startswith("GPU ")]
 
 
-def plan_workers(gpus: list[str] | None, slots: int | None, cpu: bool, first_slot: int = 0, host: str | None = None) -> list[WorkerPlan]:
+def plan_workers(
+    gpus: list[str] | None, slots: int | None, cpu: bool, first_slot: int = 0, host: str | None = None
+) -> list[WorkerPlan]:
     """GPU slots get CUDA_VISIBLE_DEVICES and AUTORESEARCH_SLOT (their worktree); --slots N hides the GPUs."""
     host = host or socket.gethostname()
     if gpus is not None and slots is not None:
@@ -69,9 +84,15 @@ def plan_workers(gpus: list[str] | None, slots: int | None, cpu: bool, first_slo
             raise UserError("no GPU found (nvidia-smi lists none); pass --gpus 0,1, or --slots N to train on the CPU")
     plans = []
     for index, gpu in enumerate(gpus or []):
-        plans.append(WorkerPlan(f"{host}-gpu{gpu}", GPU_POOL, 1, {"CUDA_VISIBLE_DEVICES": gpu, SLOT_ENV: str(first_slot + index)}))
+        plans.append(
+            WorkerPlan(f"{host}-gpu{gpu}", GPU_POOL, 1, {"CUDA_VISIBLE_DEVICES": gpu, SLOT_ENV: str(first_slot + index)})
+        )
     for index in range(slots or 0):
-        plans.append(WorkerPlan(f"{host}-slot{first_slot + index}", GPU_POOL, 1, {"CUDA_VISIBLE_DEVICES": "", SLOT_ENV: str(first_slot + index)}))
+        plans.append(
+            WorkerPlan(
+                f"{host}-slot{first_slot + index}", GPU_POOL, 1, {"CUDA_VISIBLE_DEVICES": "", SLOT_ENV: str(first_slot + index)}
+            )
+        )
     if cpu:
         plans.append(WorkerPlan(f"{host}-cpu", CPU_POOL, None))
     if not plans:

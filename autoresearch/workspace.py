@@ -85,7 +85,9 @@ class Workspace:
         if tip == commit:
             return
         if expected_tip is not None and tip != expected_tip:
-            raise UserError(f"{self.branch} moved to {tip[:7]} behind the loop's back; move it back to {expected_tip[:7]}, then resume")
+            raise UserError(
+                f"{self.branch} moved to {tip[:7]} behind the loop's back; move it back to {expected_tip[:7]}, then resume"
+            )
         self.verify_readonly(self.root)
         dirty = self.git.dirty([])
         if dirty:

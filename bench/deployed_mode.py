@@ -40,10 +40,36 @@ def main() -> int:
         os.environ.update({k: v for k, v in env.items() if k.startswith("PREFECT_")})  # the client below reads this server
         repo = make_repo(work / "exp", hard_timeout(args.train_seconds))
         started = time.monotonic()
-        sh(*CLI, "run", "--deployed", "--wait", "--repo", str(repo), "--tag", "seq", "--iterations", str(args.iterations), env=env)
+        sh(
+            *CLI,
+            "run",
+            "--deployed",
+            "--wait",
+            "--repo",
+            str(repo),
+            "--tag",
+            "seq",
+            "--iterations",
+            str(args.iterations),
+            env=env,
+        )
         sequential_wall = time.monotonic() - started
         started = time.monotonic()
-        sh(*CLI, "run", "--deployed", "--wait", "--repo", str(repo), "--tag", "seq", "--iterations", "2", "--parallel", "2", env=env)
+        sh(
+            *CLI,
+            "run",
+            "--deployed",
+            "--wait",
+            "--repo",
+            str(repo),
+            "--tag",
+            "seq",
+            "--iterations",
+            "2",
+            "--parallel",
+            "2",
+            env=env,
+        )
         parallel_wall = time.monotonic() - started
         report = measure(args, sequential_wall, parallel_wall)
     print_table(report)

@@ -40,7 +40,9 @@ def gpu_processes() -> list[str]:
     try:
         out = subprocess.run(
             ["nvidia-smi", "--query-compute-apps=pid,process_name", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=30,
+            capture_output=True,
+            text=True,
+            timeout=30,
         ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return ["nvidia-smi unavailable"]
@@ -68,23 +70,43 @@ def main() -> int:
         report["prepare_seconds"] = round(time.monotonic() - started, 1)
 
         log = work / "run.log"
-        run = run_command(f"{sys.executable} train.py", cwd=work, log_path=log, timeout=args.budget + 120,
-                          env={**env, "AUTORESEARCH_TIME_BUDGET": str(args.budget)})
-        report["train"] = {"budget": args.budget, "exit_code": run.exit_code, "timed_out": run.timed_out,
-                           "wall_seconds": round(run.seconds, 1), "summary": summary(log)}
+        run = run_command(
+            f"{sys.executable} train.py",
+            cwd=work,
+            log_path=log,
+            timeout=args.budget + 120,
+            env={**env, "AUTORESEARCH_TIME_BUDGET": str(args.budget)},
+        )
+        report["train"] = {
+            "budget": args.budget,
+            "exit_code": run.exit_code,
+            "timed_out": run.timed_out,
+            "wall_seconds": round(run.seconds, 1),
+            "summary": summary(log),
+        }
         report["train_log_head"] = log.read_text(errors="replace").splitlines()[:3]
         if run.exit_code != 0:
             report["train_log_tail"] = log.read_text(errors="replace").splitlines()[-30:]
 
         record = Path(tmp) / "training.json"
-        run = run_command(f"{sys.executable} train.py", cwd=work, log_path=log, timeout=20,
-                          env={**env, "AUTORESEARCH_TIME_BUDGET": "300"}, record=record)
+        run = run_command(
+            f"{sys.executable} train.py",
+            cwd=work,
+            log_path=log,
+            timeout=20,
+            env={**env, "AUTORESEARCH_TIME_BUDGET": "300"},
+            record=record,
+        )
         time.sleep(2)
         leftovers = subprocess.run(["pgrep", "-f", "train.py"], capture_output=True, text=True).stdout.split()
-        report["timeout"] = {"exit_code": run.exit_code, "timed_out": run.timed_out,
-                             "wall_seconds": round(run.seconds, 1), "leftover_train_pids": leftovers,
-                             "gpu_processes_after": gpu_processes(),
-                             "log_tail": log.read_text(errors="replace").splitlines()[-2:]}
+        report["timeout"] = {
+            "exit_code": run.exit_code,
+            "timed_out": run.timed_out,
+            "wall_seconds": round(run.seconds, 1),
+            "leftover_train_pids": leftovers,
+            "gpu_processes_after": gpu_processes(),
+            "log_tail": log.read_text(errors="replace").splitlines()[-2:],
+        }
     text = json.dumps(report, indent=2)
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

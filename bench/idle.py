@@ -20,7 +20,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def table(runs: list[LoopRun]) -> str:
-    lines = [f"{'budget s':>9}  {'proposer':<10}{'iters':>6}{'idle steady':>13}{'idle whole':>12}{'overhead/iter s':>17}{'load':>7}"]
+    lines = [
+        f"{'budget s':>9}  {'proposer':<10}{'iters':>6}{'idle steady':>13}{'idle whole':>12}{'overhead/iter s':>17}{'load':>7}"
+    ]
     for run in runs:
         s = run.summary()
         lines.append(

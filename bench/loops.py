@@ -44,7 +44,7 @@ class LoopRun:
 
     def gaps(self) -> list[float]:
         """Per iteration after the baseline: seconds between two rows beyond that run's training."""
-        return [b - a - t for a, b, t in zip(self.row_times, self.row_times[1:], self.training[1:])]
+        return [b - a - t for a, b, t in zip(self.row_times, self.row_times[1:], self.training[1:], strict=False)]
 
     def startup(self) -> float:
         """Start to the baseline's row, beyond the baseline's training (imports, API start, setup)."""
@@ -123,7 +123,19 @@ def local(workdir: Path, iterations: int, train_seconds: float, proposer: str = 
     """`autoresearch run` in this interpreter; proposer `slow` goes through bench/slow_proposer.py."""
     repo = make_repo(workdir / "exp", hard_timeout(train_seconds))
     launcher = [str(BENCH / "slow_proposer.py")] if proposer == "slow" else ["-m", "autoresearch.cli"]
-    command = [sys.executable, *launcher, "run", "--repo", str(repo), "--tag", TAG, "--iterations", str(iterations), "--proposer", proposer]
+    command = [
+        sys.executable,
+        *launcher,
+        "run",
+        "--repo",
+        str(repo),
+        "--tag",
+        TAG,
+        "--iterations",
+        str(iterations),
+        "--proposer",
+        proposer,
+    ]
     watched = run_watched(command, repo / "results.tsv", clean_env(workdir, train_seconds), log=workdir / "output.log")
     logs = sorted((repo / ".autoresearch" / "logs" / TAG).glob("*.log"))
     return _check(_loop_run("local", proposer, iterations, train_seconds, watched, logs))
@@ -172,7 +184,9 @@ def environment() -> dict:
     """What the numbers were measured on."""
     import platform
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH, capture_output=True, text=True, check=False).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=BENCH, capture_output=True, text=True, check=False
+    ).stdout.strip()
     try:
         from importlib.metadata import version
 

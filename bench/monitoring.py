@@ -64,12 +64,16 @@ def main() -> None:
         md_s, markdown = timed(lambda rows=rows, png=png: summary_markdown(rows, "val_bpb", "minimize", "bench", png))
         table = json.dumps(ledger_table(rows, "val_bpb"))
         report["rows"][count] = {
-            "plot_seconds": round(png_s, 3), "png_kb": round(len(png) / 1024, 1),
-            "summary_markdown_seconds": round(md_s, 4), "summary_markdown_kb": round(len(markdown) / 1024, 1),
+            "plot_seconds": round(png_s, 3),
+            "png_kb": round(len(png) / 1024, 1),
+            "summary_markdown_seconds": round(md_s, 4),
+            "summary_markdown_kb": round(len(markdown) / 1024, 1),
             "ledger_table_kb": round(len(table) / 1024, 1),
         }
-        print(f"{count:5d} rows: plot {png_s * 1000:6.0f} ms, PNG {len(png) / 1024:5.1f} KB, "
-              f"summary artifact {len(markdown) / 1024:5.1f} KB, ledger table {len(table) / 1024:6.1f} KB")
+        print(
+            f"{count:5d} rows: plot {png_s * 1000:6.0f} ms, PNG {len(png) / 1024:5.1f} KB, "
+            f"summary artifact {len(markdown) / 1024:5.1f} KB, ledger table {len(table) / 1024:6.1f} KB"
+        )
 
     with tempfile.TemporaryDirectory() as tmp:  # one progress tick on a 200 MB log: only its tail is read
         log = Path(tmp) / "run.log"

@@ -27,7 +27,9 @@ def table(runs: list[LoopRun]) -> str:
     ]
     for run in runs:
         s = run.summary()
-        ratio = f"{s['overhead_mean_s'] / bash.overhead_per_iteration():.1f}" if bash and bash.overhead_per_iteration() > 0 else "-"
+        ratio = (
+            f"{s['overhead_mean_s'] / bash.overhead_per_iteration():.1f}" if bash and bash.overhead_per_iteration() > 0 else "-"
+        )
         lines.append(
             f"{s['mode']:<10}{s['proposer']:<10}{s['iterations']:>6}{s['train_seconds']:>8g}{s['startup_s']:>10.2f}"
             f"{s['overhead_mean_s']:>17.3f}{s['overhead_median_s']:>10.3f}{s['overhead_max_s']:>8.3f}{ratio:>8}"

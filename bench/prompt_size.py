@@ -16,8 +16,16 @@ TINY = Path(__file__).resolve().parents[1] / "experiments" / "tiny"
 
 
 def main() -> None:
-    rows = [LedgerRow(commit=f"{i:07x}", value=2.9 - i / 1000, memory_gb=0.4, status=("keep", "discard", "crash")[i % 3],
-                      description=f"MATRIX_LR 0.04 -> 0.06 variant {i}") for i in range(80)]
+    rows = [
+        LedgerRow(
+            commit=f"{i:07x}",
+            value=2.9 - i / 1000,
+            memory_gb=0.4,
+            status=("keep", "discard", "crash")[i % 3],
+            description=f"MATRIX_LR 0.04 -> 0.06 variant {i}",
+        )
+        for i in range(80)
+    ]
     context = ProposalContext(
         iteration=80,
         baseline_commit="0" * 40,
@@ -32,8 +40,10 @@ def main() -> None:
         started = time.perf_counter()
         prompt = build_prompt(ctx)
         elapsed = time.perf_counter() - started
-        print(f"{label:9s}: rules {len(prompt.rules)} chars, body {len(prompt.body)} chars, "
-              f"~{len(prompt.text) // 4} tokens, built in {elapsed * 1000:.1f} ms")
+        print(
+            f"{label:9s}: rules {len(prompt.rules)} chars, body {len(prompt.body)} chars, "
+            f"~{len(prompt.text) // 4} tokens, built in {elapsed * 1000:.1f} ms"
+        )
 
 
 if __name__ == "__main__":

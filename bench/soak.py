@@ -79,15 +79,24 @@ def main(argv: list[str] | None = None) -> dict:
         db_mb = round(sum(p.stat().st_size for p in db.parent.glob("prefect.db*")) / 2**20, 1) if db.exists() else None
     env["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     marks = checkpoints(run)
-    result = {"environment": env, "summary": run.summary(), "checkpoints": marks, "integrity": checks, "prefect_db_mb": db_mb,
-              "row_times": run.row_times, "row_rss_kb": run.row_rss_kb}
+    result = {
+        "environment": env,
+        "summary": run.summary(),
+        "checkpoints": marks,
+        "integrity": checks,
+        "prefect_db_mb": db_mb,
+        "row_times": run.row_times,
+        "row_rss_kb": run.row_rss_kb,
+    }
     print(f"{'iteration':>10}{'RSS MB':>9}{'s/iter (last 10)':>18}")
     for mark in marks:
         per = "-" if mark["seconds_per_iteration"] is None else f"{mark['seconds_per_iteration']:.3f}"
         print(f"{mark['iteration']:>10}{mark['rss_mb']:>9.1f}{per:>18}")
     s = run.summary()
-    print(f"{s['iterations']} iterations in {s['wall_s']:.0f} s: {s['overhead_mean_s']:.3f} s/iteration (median {s['overhead_median_s']:.3f}, "
-          f"max {s['overhead_max_s']:.3f}); Prefect database {db_mb} MB; load {env['loadavg_start'][0]} -> {env['loadavg_end'][0]}")
+    print(
+        f"{s['iterations']} iterations in {s['wall_s']:.0f} s: {s['overhead_mean_s']:.3f} s/iteration (median {s['overhead_median_s']:.3f}, "
+        f"max {s['overhead_max_s']:.3f}); Prefect database {db_mb} MB; load {env['loadavg_start'][0]} -> {env['loadavg_end'][0]}"
+    )
     print("integrity: " + ", ".join(f"{k}={v}" for k, v in checks.items()))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "soak.json").write_text(json.dumps(result, indent=1))

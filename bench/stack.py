@@ -35,7 +35,9 @@ def prefect_stack(workdir: Path, env: dict[str, str], slots: int = 2, query_seco
         "PREFECT_WORKER_QUERY_SECONDS": str(query_seconds),
     }
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "start_new_session": True, "env": env}
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)], **quiet)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)], **quiet
+    )
     workers = None
     try:
         _wait_healthy(port)

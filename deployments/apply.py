@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from autoresearch.deployments.definitions import DEPLOYMENT_NAME, DEPLOYMENTS, POOLS, RESEARCH_LOOP, DeploymentDefinition
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import DeploymentScheduleCreate, WorkPoolCreate
 from prefect.client.schemas.schedules import CronSchedule
@@ -17,7 +18,6 @@ from prefect.utilities.importtools import import_object
 from prefect.workers.process import ProcessWorker
 from pydantic import BaseModel
 
-from autoresearch.deployments.definitions import DEPLOYMENT_NAME, DEPLOYMENTS, POOLS, RESEARCH_LOOP, DeploymentDefinition
 from autoresearch.errors import UserError
 
 
@@ -47,7 +47,9 @@ def _cron(schedule: str, timezone: str) -> CronSchedule:
         return CronSchedule(cron=schedule, timezone=timezone)
     except ValueError as exc:
         first = str(exc).splitlines()[-1].strip()
-        raise UserError(f"invalid --schedule {schedule!r} / --timezone {timezone!r} ({first}); e.g. --schedule '0 22 * * *'") from None
+        raise UserError(
+            f"invalid --schedule {schedule!r} / --timezone {timezone!r} ({first}); e.g. --schedule '0 22 * * *'"
+        ) from None
 
 
 def _ensure_pool(client: Any, name: str) -> None:

@@ -2,15 +2,6 @@
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
-from prefect.client.orchestration import get_client
-from prefect.runtime import flow_run
-from pydantic import BaseModel
-
-from autoresearch import noise
-from autoresearch.models import Decision, LedgerRow, Proposal
-from autoresearch.monitor import after_iteration
 from autoresearch.tasks.commit import commit
 from autoresearch.tasks.confirm import confirm
 from autoresearch.tasks.edit import edit
@@ -21,6 +12,15 @@ from autoresearch.tasks.keep_or_reset import keep_or_reset
 from autoresearch.tasks.log import log
 from autoresearch.tasks.spec import IterationSpec
 from autoresearch.tasks.train import train
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.client.orchestration import get_client
+from prefect.runtime import flow_run
+from pydantic import BaseModel
+
+from autoresearch import noise
+from autoresearch.models import Decision, LedgerRow, Proposal
+from autoresearch.monitor import after_iteration
 
 
 class IterationOutcome(BaseModel):
@@ -104,7 +104,9 @@ def _issue4_lines(spec: IterationSpec, proposal: Proposal) -> list[str]:
     return lines
 
 
-def _report(spec: IterationSpec, proposal: Proposal, experiment: str, verdict: Decision, row: LedgerRow, tail: str | None) -> None:
+def _report(
+    spec: IterationSpec, proposal: Proposal, experiment: str, verdict: Decision, row: LedgerRow, tail: str | None
+) -> None:
     ws = spec.workspace()
     diff = "" if spec.is_baseline else ws.git.diff(spec.baseline_commit, experiment, ws.config.editable)
     baseline = "—" if spec.baseline_value is None else f"{spec.baseline_value:.6f}"

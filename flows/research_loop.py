@@ -11,21 +11,21 @@ from __future__ import annotations
 import time
 from uuid import UUID
 
+from autoresearch.deployments.definitions import EXPERIMENT_ITERATION
+from autoresearch.flows.experiment_iteration import IterationOutcome, experiment_iteration, iteration_tags, run_name
+from autoresearch.tasks.spec import IterationSpec
 from prefect import flow, get_run_logger
 from prefect.runtime import deployment
 from pydantic import BaseModel
 
 from autoresearch import followup, ledger, runs
 from autoresearch.config import parse_duration
-from autoresearch.deployments.definitions import EXPERIMENT_ITERATION
 from autoresearch.errors import UserError
-from autoresearch.flows.experiment_iteration import IterationOutcome, experiment_iteration, iteration_tags, run_name
 from autoresearch.lock import loop_lock
 from autoresearch.monitor import loop_stopped
 from autoresearch.prefect_tuning import forget_finished_runs
 from autoresearch.proposers import ProposerExhausted, proposer_options
 from autoresearch.setup import reset_to_last_keep, setup_or_resume
-from autoresearch.tasks.spec import IterationSpec
 from autoresearch.workspace import Workspace
 
 
@@ -118,7 +118,9 @@ def check_parameters(iterations: int | None, parallel: int, remote: str | None, 
     if infra_retries < 0:
         raise UserError("infra_retries must be 0 or more")
     if not deployed and parallel != 1:
-        raise UserError("--parallel N trains on N GPU slots and needs deployed mode: run with --deployed (see README), or --parallel 1")
+        raise UserError(
+            "--parallel N trains on N GPU slots and needs deployed mode: run with --deployed (see README), or --parallel 1"
+        )
     if not deployed and remote:
         raise UserError("--remote is for GPU workers on other machines and needs deployed mode: run with --deployed")
 
@@ -136,7 +138,9 @@ def _iterate(
                 return done, f"stop time reached after {done} iterations"
         size = 1 if extra else min(parallel, (iterations - done) if iterations else parallel)
         candidates = [
-            spec.model_copy(update={"iteration": spec.iteration + k, "round_start": spec.iteration if size > 1 else None, "round_size": size})
+            spec.model_copy(
+                update={"iteration": spec.iteration + k, "round_start": spec.iteration if size > 1 else None, "round_size": size}
+            )
             for k in range(size)
         ]
         try:
@@ -172,7 +176,9 @@ class IterationRunner:
         if not self.deployed:
             return [experiment_iteration(spec) for spec in specs]
         started = [
-            runs.start(EXPERIMENT_ITERATION.full_name, {"spec": s.model_dump(mode="json")}, name=run_name(s), tags=iteration_tags(s))
+            runs.start(
+                EXPERIMENT_ITERATION.full_name, {"spec": s.model_dump(mode="json")}, name=run_name(s), tags=iteration_tags(s)
+            )
             for s in specs
         ]
         self.unfinished = list(started)
@@ -190,7 +196,9 @@ class IterationRunner:
                 return runs.result(run)
             except runs.RunFailed as exc:
                 if attempt == self.infra_retries:
-                    raise runs.RunFailed(f"{exc}; retry that run from the UI when the cause is fixed, then retry this loop") from None
+                    raise runs.RunFailed(
+                        f"{exc}; retry that run from the UI when the cause is fixed, then retry this loop"
+                    ) from None
                 get_run_logger().warning("%s; retrying it (%d/%d)", exc, attempt + 1, self.infra_retries)
                 time.sleep(runs.RETRY_DELAY_SECONDS)
                 runs.retry(run_id)

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
+from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
 from prefect import task
 
 from autoresearch.edits import EditResult
 from autoresearch.gitops import TRAILER_ITERATION, TRAILER_TAG
 from autoresearch.models import Proposal
-from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
 
 
 @task(name="commit", persist_result=True, cache_key_fn=iteration_cache_key)

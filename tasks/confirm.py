@@ -1,12 +1,12 @@
 from __future__ import annotations
 
+from autoresearch.tasks.evaluate import evaluate
+from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
 from prefect import task
 from pydantic import BaseModel
 
 from autoresearch import decision
 from autoresearch.models import Decision, Metrics, TrainResult
-from autoresearch.tasks.evaluate import evaluate
-from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
 
 
 class Confirmed(BaseModel):

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
+from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
 from prefect import task
 
 from autoresearch.edits import EditResult, apply_edits
 from autoresearch.models import Proposal
-from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
 
 
 @task(name="edit", persist_result=True, cache_key_fn=iteration_cache_key)

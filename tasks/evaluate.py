@@ -1,11 +1,11 @@
 from __future__ import annotations
 
+from autoresearch.tasks.spec import IterationSpec, iteration_cache_key, round_timeout
 from prefect import task
 
 from autoresearch import decision, noise
 from autoresearch.models import Decision, Metrics, TrainResult
 from autoresearch.rounds import Candidate, RoundBoard, round_decision
-from autoresearch.tasks.spec import IterationSpec, iteration_cache_key, round_timeout
 
 
 @task(name="evaluate", persist_result=True, cache_key_fn=iteration_cache_key)

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
+from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
 from prefect import task
 
 from autoresearch.metrics import extract as extract_metrics
 from autoresearch.models import Metrics, TrainResult
-from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
 
 
 @task(name="extract", persist_result=True, cache_key_fn=iteration_cache_key)

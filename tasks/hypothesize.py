@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+from autoresearch.tasks.spec import MAX_FIX_ATTEMPTS, IterationSpec, iteration_cache_key
 from prefect import task
 
 from autoresearch import ledger, noise
@@ -10,7 +11,6 @@ from autoresearch.models import CrashReport, LedgerRow, Proposal, ProposalContex
 from autoresearch.prefetch import PREFETCHER, STILL_TRAINING, PrefetchKey, rebase
 from autoresearch.prompt import public_interface
 from autoresearch.proposers import get_proposer
-from autoresearch.tasks.spec import MAX_FIX_ATTEMPTS, IterationSpec, iteration_cache_key
 from autoresearch.workspace import WORK_DIR, Workspace
 
 EXPERIMENT_PREFIX = "experiment: "
@@ -42,8 +42,13 @@ def prefetch_next(spec: IterationSpec, in_flight: Proposal, commit: str) -> None
     """Start proposing the idea after this one, against this baseline, while this one trains (local mode)."""
     ws = spec.workspace()
     following = spec.model_copy(
-        update={"iteration": spec.iteration + 1, "baseline_value": spec.baseline_value or 0.0,
-                "resume_commit": None, "fix_of": None, "noise_repeat": None}
+        update={
+            "iteration": spec.iteration + 1,
+            "baseline_value": spec.baseline_value or 0.0,
+            "resume_commit": None,
+            "fix_of": None,
+            "noise_repeat": None,
+        }
     )
     context = proposal_context(ws, following)
     pending = LedgerRow(commit=commit[:7], value=0.0, memory_gb=0.0, status="discard", description=in_flight.description)
@@ -98,6 +103,10 @@ def _crash_report(ws: Workspace, spec: IterationSpec) -> CrashReport | None:
         return None
     tail = extract_metrics(ws.log_path(crash.iteration, crash.commit), ws.config.metric, ws.config.memory_metric).tail
     return CrashReport(
-        commit=crash.commit, description=crash.description, reason=crash.reason, log_tail=tail,
-        attempt=crash.attempt, max_attempts=MAX_FIX_ATTEMPTS,
+        commit=crash.commit,
+        description=crash.description,
+        reason=crash.reason,
+        log_tail=tail,
+        attempt=crash.attempt,
+        max_attempts=MAX_FIX_ATTEMPTS,
     )

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
+from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
 from prefect import task
 
 from autoresearch.models import Decision
-from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
 
 
 @task(name="keep_or_reset", persist_result=True, cache_key_fn=iteration_cache_key)

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
+from autoresearch.tasks.spec import IterationSpec, iteration_cache_key, round_timeout
 from prefect import task
 
 from autoresearch import ledger
 from autoresearch.errors import UserError
 from autoresearch.models import Decision, LedgerRow, Metrics
 from autoresearch.rounds import wait_for_turn
-from autoresearch.tasks.spec import IterationSpec, iteration_cache_key, round_timeout
 
 
 @task(name="log", persist_result=True, cache_key_fn=iteration_cache_key)

@@ -47,6 +47,7 @@ class IterationSpec(BaseModel):
     @property
     def in_round(self) -> bool:
         return self.round_size > 1
+
     # --- proposers, crash fixes, noise (issue 4) ---
     proposer_options: dict[str, Any] = {}  # --model, --agent-command, ... (JSON values; part of the cache key)
     fix_of: CrashInfo | None = None  # this iteration is a fix attempt of a crashed experiment

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
 from prefect import task
 
 from autoresearch.gpu_pool import train_on_pool
 from autoresearch.models import TrainResult
-from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
 from autoresearch.training_job import TrainRequest, run_training_job
 
 

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import cli, git
 
 from autoresearch import ledger
-from conftest import cli, git
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -21,7 +21,20 @@ def run(repo: Path, tmp_path: Path, mode: str, *args: str):
     env = {"FAKE_AGENT_MODE": mode, "FAKE_AGENT_RECORD": str(tmp_path / "agent-runs.jsonl")}
     command = f"{sys.executable} {FAKE_AGENT}"
     # the fake agent's runs are recorded in order: no proposal ahead of time (tests/test_prefetch.py covers that)
-    return cli("run", "--repo", str(repo), "--tag", "a", "--proposer", "agent", "--agent-command", command, "--no-prefetch", *args, env=env)
+    return cli(
+        "run",
+        "--repo",
+        str(repo),
+        "--tag",
+        "a",
+        "--proposer",
+        "agent",
+        "--agent-command",
+        command,
+        "--no-prefetch",
+        *args,
+        env=env,
+    )
 
 
 def agent_runs(tmp_path: Path) -> list[dict]:

@@ -29,8 +29,14 @@ def test_keys_are_prefect_keys_and_unique_per_tag():
 
 def test_ledger_table_reads_like_results_tsv():
     table = ledger_table(ROWS, "val_bpb")
-    assert table[2] == {"#": "2", "commit": "c3d4e5f", "val_bpb": "0.000000", "memory_gb": "0.0", "status": "crash",
-                        "description": "DEPTH 4 -> 40 (OOM)"}
+    assert table[2] == {
+        "#": "2",
+        "commit": "c3d4e5f",
+        "val_bpb": "0.000000",
+        "memory_gb": "0.0",
+        "status": "crash",
+        "description": "DEPTH 4 -> 40 (OOM)",
+    }
 
 
 def test_summary_markdown_embeds_the_plot_and_keeps_descriptions_as_text():
@@ -42,7 +48,10 @@ def test_summary_markdown_embeds_the_plot_and_keeps_descriptions_as_text():
     assert "**3 runs:** 2 keep · 0 discard · 1 crash" in markdown
     assert r"LR 0.04 -> 0.06 \| with &lt;b>warmup&lt;/b>" in markdown  # a pipe or tag cannot break the table
     assert "| 1 | `b2c3d4e` | +0.020000 | 0.980000 |" in markdown
-    assert summary_markdown(ROWS[2:], "val_bpb", "minimize", "t") == "## t: 1 experiment, 0 kept\n\nNo keep yet: 0 discarded, 1 crashed."
+    assert (
+        summary_markdown(ROWS[2:], "val_bpb", "minimize", "t")
+        == "## t: 1 experiment, 0 kept\n\nNo keep yet: 0 discarded, 1 crashed."
+    )
 
 
 def test_hooks_log_a_warning_and_never_raise(repo: Path, caplog):

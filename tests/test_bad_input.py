@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import cli, git, make_repo
 
 
@@ -138,7 +137,9 @@ def test_llm_proposer_with_unknown_provider(repo: Path):
 
 
 def test_llm_proposer_without_api_key(repo: Path):
-    result = cli("run", "--repo", str(repo), "--proposer", "llm", "--model", "anthropic:claude-sonnet-4-5", env={"ANTHROPIC_API_KEY": ""})
+    result = cli(
+        "run", "--repo", str(repo), "--proposer", "llm", "--model", "anthropic:claude-sonnet-4-5", env={"ANTHROPIC_API_KEY": ""}
+    )
     assert_one_line_error(result, "ANTHROPIC_API_KEY")
 
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from autoresearch.config import ExperimentConfig, expand, load_config
 from autoresearch.errors import UserError
@@ -154,7 +155,7 @@ def test_explicit_overrides_win(tmp_path: Path):
 
 def test_config_is_frozen(tmp_path: Path):
     config = load_config(tmp_path, environ={})
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         config.timeout_seconds = 1  # type: ignore[misc]
 
 
@@ -180,7 +181,7 @@ def test_config_is_frozen(tmp_path: Path):
     ],
 )
 def test_invalid_value_in_the_file_names_key_and_file(tmp_path: Path, line: str, key: str):
-    path = toml(tmp_path, f"program = \"program.md\"\n{line}\n")
+    path = toml(tmp_path, f'program = "program.md"\n{line}\n')
     message = user_error(tmp_path, environ={})
     assert repr(key) in message or key in message
     assert str(path) in message
@@ -228,7 +229,7 @@ def test_unknown_override_is_named(tmp_path: Path):
 
 @pytest.mark.parametrize(
     "text",
-    ["command = \n", "editable = [\"train.py\"\n", "[[[\n", "timeout_seconds = 30\ntimeout_seconds = 40\n", "a b c\n"],
+    ["command = \n", 'editable = ["train.py"\n', "[[[\n", "timeout_seconds = 30\ntimeout_seconds = 40\n", "a b c\n"],
 )
 def test_invalid_toml_is_a_one_line_error(tmp_path: Path, text: str):
     path = toml(tmp_path, text)

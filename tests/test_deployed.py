@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from autoresearch.deployments.definitions import DEPLOYMENTS, RESEARCH_LOOP
+from conftest import SESSION_DIR, cli, git, make_repo
 from prefect.client.orchestration import get_client
 
 from autoresearch import ledger, runs
-from autoresearch.deployments.definitions import DEPLOYMENTS, RESEARCH_LOOP
-from conftest import SESSION_DIR, cli, git, make_repo
 
 WORKER_HOME = SESSION_DIR / "worker-home"  # where GPU workers keep their clones of remote repos
 WORKER_ENV = {"PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "1", "AUTORESEARCH_HOME": str(WORKER_HOME)}

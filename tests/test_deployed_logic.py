@@ -13,7 +13,11 @@ from autoresearch.worker import parse_gpus, plan_workers
 
 def test_one_worker_per_gpu_with_its_device_and_slot_plus_a_cpu_worker():
     plans = plan_workers(["0", "1"], None, cpu=True, host="box")
-    assert [(p.name, p.pool, p.limit) for p in plans] == [("box-gpu0", "gpu", 1), ("box-gpu1", "gpu", 1), ("box-cpu", "cpu", None)]
+    assert [(p.name, p.pool, p.limit) for p in plans] == [
+        ("box-gpu0", "gpu", 1),
+        ("box-gpu1", "gpu", 1),
+        ("box-cpu", "cpu", None),
+    ]
     assert plans[1].env == {"CUDA_VISIBLE_DEVICES": "1", "AUTORESEARCH_SLOT": "1"}
     assert "--limit" in plans[0].command() and "--limit" not in plans[2].command()
 
@@ -24,9 +28,7 @@ def test_cpu_slots_hide_the_gpus_and_can_start_at_another_number():
     assert all(p.env["CUDA_VISIBLE_DEVICES"] == "" for p in plans) and plans[1].env["AUTORESEARCH_SLOT"] == "5"
 
 
-@pytest.mark.parametrize(
-    ("gpus", "slots", "cpu"), [(["0"], 1, True), (None, -1, True), ([], 0, False)]
-)
+@pytest.mark.parametrize(("gpus", "slots", "cpu"), [(["0"], 1, True), (None, -1, True), ([], 0, False)])
 def test_impossible_worker_plans_are_one_line_errors(gpus, slots, cpu):
     with pytest.raises(UserError):
         plan_workers(gpus, slots, cpu, host="box")
@@ -52,10 +54,20 @@ def candidate(iteration: int, status: str, value: float | None) -> Candidate:
 
 
 def test_only_the_best_keep_of_a_round_wins_and_ties_go_to_the_earlier_iteration():
-    everyone = [candidate(3, "keep", 0.95), candidate(4, "keep", 0.93), candidate(5, "discard", 0.99), candidate(6, "crash", None)]
+    everyone = [
+        candidate(3, "keep", 0.95),
+        candidate(4, "keep", 0.93),
+        candidate(5, "discard", 0.99),
+        candidate(6, "crash", None),
+    ]
     decisions = [round_decision(c, everyone, "minimize") for c in everyone]
     assert [d.status for d in decisions] == ["discard", "keep", "discard", "crash"]
     assert "0000004" in decisions[0].reason and "did better this round" in decisions[0].reason
-    assert [d.status for d in (round_decision(c, everyone, "maximize") for c in everyone)] == ["keep", "discard", "discard", "crash"]
+    assert [d.status for d in (round_decision(c, everyone, "maximize") for c in everyone)] == [
+        "keep",
+        "discard",
+        "discard",
+        "crash",
+    ]
     tied = [candidate(7, "keep", 0.9), candidate(8, "keep", 0.9)]
     assert [round_decision(c, tied, "minimize").status for c in tied] == ["keep", "discard"]

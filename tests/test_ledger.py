@@ -14,8 +14,9 @@ from autoresearch.models import LedgerRow
 HEADER = "commit\tval_bpb\tmemory_gb\tstatus\tdescription"
 
 
-def row(commit: str = "a1b2c3d4e5f6", value: float = 0.9979, memory: float = 44.0, status: str = "keep",
-        description: str = "baseline") -> LedgerRow:
+def row(
+    commit: str = "a1b2c3d4e5f6", value: float = 0.9979, memory: float = 44.0, status: str = "keep", description: str = "baseline"
+) -> LedgerRow:
     return LedgerRow(commit=commit, value=value, memory_gb=memory, status=status, description=description)
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pydantic_ai.models
 import pytest
+from autoresearch.flows.research_loop import research_loop
+from conftest import cli, git
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.sorting import ArtifactSort
@@ -19,10 +21,8 @@ from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, Tool
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from autoresearch import ledger
-from autoresearch.flows.research_loop import research_loop
 from autoresearch.proposers import get_proposer
 from autoresearch.proposers.llm import register_model
-from conftest import cli, git
 
 pytestmark = pytest.mark.timeout(240)
 pydantic_ai.models.ALLOW_MODEL_REQUESTS = False  # offline: a real provider request fails the test
@@ -169,7 +169,10 @@ def test_a_crash_gets_a_fix_attempt_on_top_of_the_crashed_commit(repo: Path):
 
 def test_two_failed_fixes_give_up_on_the_idea(repo: Path):
     still_broken = {**FIX, "edits": [{"path": "train.py", "search": BOOM, "replace": 'raise SystemExit("still broken")\n'}]}
-    broken_again = {**FIX, "edits": [{"path": "train.py", "search": 'raise SystemExit("still broken")\n', "replace": "raise SystemExit(4)\n"}]}
+    broken_again = {
+        **FIX,
+        "edits": [{"path": "train.py", "search": 'raise SystemExit("still broken")\n', "replace": "raise SystemExit(4)\n"}],
+    }
     script = Script(CRASHING, still_broken, broken_again, GOOD)
     loop(repo, use("give-up", script), iterations=2)
     entries = rows(repo)
@@ -195,7 +198,9 @@ def test_usage_counts_tokens_and_prices_known_models():
     from autoresearch.proposers.llm import usage_of
 
     def response(model: str, provider: str) -> ModelResponse:
-        return ModelResponse(parts=[], usage=RequestUsage(input_tokens=10_000, output_tokens=2_000), model_name=model, provider_name=provider)
+        return ModelResponse(
+            parts=[], usage=RequestUsage(input_tokens=10_000, output_tokens=2_000), model_name=model, provider_name=provider
+        )
 
     priced = usage_of([response("claude-sonnet-4-5", "anthropic")] * 2)
     assert (priced.requests, priced.input_tokens, priced.output_tokens) == (2, 20_000, 4_000)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import cli, git
 
 from autoresearch import ledger
-from conftest import cli, git
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -76,7 +76,9 @@ def test_crashed_runs_are_crash_rows_and_the_loop_goes_on(repo: Path, mode: str)
 
 def test_command_not_found_is_a_crash_row_and_the_loop_continues(repo: Path):
     assert cli("run", "--repo", str(repo), "--tag", "t", "--iterations", "1").returncode == 0
-    result = cli("run", "--repo", str(repo), "--tag", "t", "--iterations", "2", env={"AUTORESEARCH_COMMAND": "no-such-trainer-xyz"})
+    result = cli(
+        "run", "--repo", str(repo), "--tag", "t", "--iterations", "2", env={"AUTORESEARCH_COMMAND": "no-such-trainer-xyz"}
+    )
     assert result.returncode == 0, result.stderr
     assert [row.status for row in rows(repo)[2:]] == ["crash", "crash"]
     log = sorted((repo / ".autoresearch/logs/t").iterdir())[-1].read_text()
@@ -94,7 +96,15 @@ def test_hard_timeout_makes_a_crash_row(repo: Path):
     assert cli("run", "--repo", str(repo), "--tag", "t", "--iterations", "1").returncode == 0
     started = time.monotonic()
     result = cli(
-        "run", "--repo", str(repo), "--tag", "t", "--iterations", "1", "--timeout", "2",
+        "run",
+        "--repo",
+        str(repo),
+        "--tag",
+        "t",
+        "--iterations",
+        "1",
+        "--timeout",
+        "2",
         env={"FAKE_TRAIN_SECONDS": "60"},
     )
     assert result.returncode == 0, result.stderr

@@ -218,9 +218,7 @@ def test_memory_stays_bounded_on_a_huge_log(tmp_path: Path):
             handle.write(SUMMARY.encode())
         size = path.stat().st_size
         assert size > 195 * 1024 * 1024
-        result = subprocess.run(
-            [sys.executable, "-c", MEASURE, str(path)], capture_output=True, text=True, timeout=120
-        )
+        result = subprocess.run([sys.executable, "-c", MEASURE, str(path)], capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         found, rss = result.stdout.splitlines()
         value, memory, failed, tail_chars, tail_lines = found.split()

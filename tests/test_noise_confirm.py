@@ -11,12 +11,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import cli, git, make_repo
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.sorting import ArtifactSort
 
 from autoresearch import decision, ledger, noise
 from autoresearch.models import LedgerRow
-from conftest import cli, git, make_repo
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -50,7 +50,9 @@ def test_noise_repeats_follow_only_a_kept_baseline():
     baseline = row("baseline", 1.0, "keep")
     assert noise.next_repeat([baseline], 2) == 1
     assert noise.next_repeat([baseline, row("baseline (noise repeat 1)", 1.01)], 2) == 2
-    assert noise.next_repeat([baseline, row("baseline (noise repeat 1)", 1.01), row("baseline (noise repeat 2)", 0.99)], 2) is None
+    assert (
+        noise.next_repeat([baseline, row("baseline (noise repeat 1)", 1.01), row("baseline (noise repeat 2)", 0.99)], 2) is None
+    )
     assert noise.next_repeat([baseline, row("DEPTH 4 -> 5", 0.9)], 2) is None  # never inserted after ideas
     assert noise.next_repeat([row("baseline", 0.0, "crash")], 2) is None
     assert noise.next_repeat([baseline], 0) is None

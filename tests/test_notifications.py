@@ -8,6 +8,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+from conftest import cli
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
@@ -25,11 +26,13 @@ from autoresearch.notifications import (
     new_best,
     setup_notifications,
 )
-from conftest import cli
 
 
 def rows(*values: tuple[float, str]) -> list[LedgerRow]:
-    return [LedgerRow(commit=f"c{n:06d}", value=v, memory_gb=1.0, status=s, description=f"idea {n}") for n, (v, s) in enumerate(values)]
+    return [
+        LedgerRow(commit=f"c{n:06d}", value=v, memory_gb=1.0, status=s, description=f"idea {n}")
+        for n, (v, s) in enumerate(values)
+    ]
 
 
 def test_new_best_is_a_keep_that_beats_every_earlier_keep():

@@ -42,7 +42,9 @@ def test_summary_numbers_of_a_night():
 def test_top_gains_are_keeps_against_the_keep_before_them_biggest_first():
     s = summarize(NIGHT)
     assert [(g.description, round(g.gain, 6)) for g in s.top_gains] == [
-        ("depth 9", 0.02), ("increase LR to 0.04", 0.01), ("remove unused dropout", -0.0005)
+        ("depth 9", 0.02),
+        ("increase LR to 0.04", 0.01),
+        ("remove unused dropout", -0.0005),
     ]
     assert [g.previous for g in gains(NIGHT)] == [1.0, 0.99, 0.97]
     assert len(summarize(NIGHT, top=1).top_gains) == 1
@@ -71,7 +73,10 @@ def test_plot_data_follows_karpathys_notebook():
     data = plot_data(NIGHT, "val_bpb", "minimize", tag="nov25")
     assert data.title == "nov25: 8 Experiments, 4 Kept Improvements"  # every row; every keep (as his notebook counts)
     assert [(p.number, p.value, p.label) for p in data.kept] == [
-        (0, 1.0, "baseline"), (1, 0.99, "increase LR to 0.04"), (5, 0.97, "depth 9"), (6, 0.9705, "remove unused dropout")
+        (0, 1.0, "baseline"),
+        (1, 0.99, "increase LR to 0.04"),
+        (5, 0.97, "depth 9"),
+        (6, 0.9705, "remove unused dropout"),
     ]
     assert [(p.number, p.value) for p in data.discarded] == [(4, 0.995)]
     assert data.off_scale == 1  # the far-off discard leaves the view

@@ -5,16 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from autoresearch.flows.experiment_iteration import experiment_iteration
+from autoresearch.tasks.spec import IterationSpec
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.sorting import TaskRunSort
 
 from autoresearch import ledger
 from autoresearch.errors import UserError
-from autoresearch.flows.experiment_iteration import experiment_iteration
 from autoresearch.lock import loop_lock
 from autoresearch.setup import setup_or_resume
-from autoresearch.tasks.spec import IterationSpec
 from autoresearch.workspace import Workspace
 
 TASKS = ["hypothesize", "edit", "commit", "train", "extract", "evaluate", "log", "keep_or_reset"]
@@ -39,7 +39,9 @@ def test_iteration_has_eight_tasks_and_a_rerun_skips_completed_ones(repo: Path):
     assert sorted(names) == sorted(TASKS)
 
     # Iteration 1 fails (the read-only file changed) after hypothesize and edit completed.
-    spec = spec.model_copy(update={"iteration": 1, "baseline_commit": outcome.baseline_commit, "baseline_value": outcome.baseline_value})
+    spec = spec.model_copy(
+        update={"iteration": 1, "baseline_commit": outcome.baseline_commit, "baseline_value": outcome.baseline_value}
+    )
     original = (repo / "prepare.py").read_text()
     (repo / "prepare.py").write_text(original + "# changed\n")
     failed = experiment_iteration(spec, return_state=True)

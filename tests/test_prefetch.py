@@ -10,7 +10,7 @@ from conftest import FAST_TRAIN, make_repo
 
 from autoresearch import ledger
 from autoresearch.models import FileEdit, Proposal, ProposalContext
-from autoresearch.prefetch import PrefetchKey, Prefetcher, rebase
+from autoresearch.prefetch import Prefetcher, PrefetchKey, rebase
 from autoresearch.proposers import register
 from autoresearch.proposers.mutate import MutateProposer
 

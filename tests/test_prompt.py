@@ -43,8 +43,15 @@ def rows(count: int) -> list[LedgerRow]:
     out = [LedgerRow(commit="b000000", value=1.5, memory_gb=0.5, status="keep", description="baseline")]
     for i in range(1, count):
         status = ("discard", "crash", "keep")[i % 3]
-        out.append(LedgerRow(commit=f"c{i:06d}", value=0.0 if status == "crash" else 1.5 - i / 1000, memory_gb=0.5,
-                             status=status, description=f"idea {i}"))
+        out.append(
+            LedgerRow(
+                commit=f"c{i:06d}",
+                value=0.0 if status == "crash" else 1.5 - i / 1000,
+                memory_gb=0.5,
+                status=status,
+                description=f"idea {i}",
+            )
+        )
     return out
 
 
@@ -81,22 +88,32 @@ def test_prompt_holds_program_files_interface_history_best_and_rules():
     assert "c000057\t1.443000\tdiscard\tidea 57\tworse by 0.010000" in body
     assert "c000058\t0.000000\tcrash\tidea 58\texit code 1" in body
     assert "Current best (the baseline your idea is compared against): 1.441000 at commit c000059" in body
-    for rule in ("exactly ONE idea", "minimal", "Simplicity criterion", "Edit only the editable files: train.py",
-                 "read-only files (prepare.py)"):
+    for rule in (
+        "exactly ONE idea",
+        "minimal",
+        "Simplicity criterion",
+        "Edit only the editable files: train.py",
+        "read-only files (prepare.py)",
+    ):
         assert rule in prompt.rules
     assert prompt.text.startswith("# Rules")
 
 
 def test_crash_log_injection_cannot_change_the_rules():
     plain = build_prompt(context())
-    crash = CrashReport(commit="c000058" + "0" * 33, description="idea 58", reason="exit code 1",
-                        log_tail=f"Traceback ...\n{INJECTION}", attempt=1)
+    crash = CrashReport(
+        commit="c000058" + "0" * 33,
+        description="idea 58",
+        reason="exit code 1",
+        log_tail=f"Traceback ...\n{INJECTION}",
+        attempt=1,
+    )
     fixing = build_prompt(context(crash=crash))
     assert fixing.rules == plain.rules  # the rules come from the loop only, and come first
     assert INJECTION not in fixing.rules and fixing.text.index(INJECTION) > len(fixing.rules)
     assert "fix attempt 1 of 2" in fixing.body and "UNTRUSTED DATA" in fixing.body
     assert fence(crash.log_tail, "text") in fixing.body
-    block = fixing.body[fixing.body.index("UNTRUSTED DATA"):]
+    block = fixing.body[fixing.body.index("UNTRUSTED DATA") :]
     opening = block.split("\n")[2]
     assert opening == "````text"  # longer than the ``` inside the log: the log cannot close its fence
     assert block.rstrip().endswith("````") and block.count("````") == 2

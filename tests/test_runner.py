@@ -185,7 +185,7 @@ def test_background_leftovers_of_a_finished_command_are_killed(tmp_path: Path, p
     leftovers = script(
         tmp_path,
         'sleep 300 &\necho $! >> "$PIDS"\n'
-        "sh -c 'sleep 300 & echo $! >> \"$PIDS\"; sleep 300' &\necho $! >> \"$PIDS\"\n"
+        'sh -c \'sleep 300 & echo $! >> "$PIDS"; sleep 300\' &\necho $! >> "$PIDS"\n'
         "echo done\nexit 0\n",
     )
     outcome = run_command(f"sh {leftovers}", tmp_path, tmp_path / "run.log", timeout=30, env={"PIDS": str(pid_file)})

@@ -7,10 +7,10 @@ import struct
 from pathlib import Path
 
 import pytest
+from conftest import cli, git
 
 from autoresearch import ledger
 from autoresearch.errors import UserError
-from conftest import cli, git
 
 # As karpathy's agent writes it (program.md's example) plus what people and agents vary: a literal
 # `baseline` commit, upper-case status, CRLF, a tab inside a description, an empty crash value.

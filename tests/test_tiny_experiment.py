@@ -16,8 +16,15 @@ import pytest
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "tiny"
 SUMMARY_KEYS = [
-    "val_bpb", "training_seconds", "total_seconds", "peak_vram_mb", "mfu_percent",
-    "total_tokens_M", "num_steps", "num_params_M", "depth",
+    "val_bpb",
+    "training_seconds",
+    "total_seconds",
+    "peak_vram_mb",
+    "mfu_percent",
+    "total_tokens_M",
+    "num_steps",
+    "num_params_M",
+    "depth",
 ]
 
 
@@ -25,9 +32,7 @@ def run(script: str, cwd: Path, cache: Path, *args: str, budget: int | None = No
     env = {**os.environ, "AUTORESEARCH_CACHE": str(cache)}
     if budget is not None:
         env["AUTORESEARCH_TIME_BUDGET"] = str(budget)
-    return subprocess.run(
-        [sys.executable, script, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run([sys.executable, script, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def digest(directory: Path) -> dict[str, str]:
@@ -37,7 +42,7 @@ def digest(directory: Path) -> dict[str, str]:
 def parse_summary(stdout: str) -> dict[str, float]:
     lines = stdout.splitlines()
     assert "---" in lines, stdout[-2000:]
-    block = lines[len(lines) - 1 - lines[::-1].index("---") + 1:]
+    block = lines[len(lines) - 1 - lines[::-1].index("---") + 1 :]
     summary = {}
     for line in block:
         key, _, value = line.partition(":")

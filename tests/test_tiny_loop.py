@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import cli, git
 
 from autoresearch import ledger
-from conftest import cli, git
 
 pytestmark = pytest.mark.timeout(400)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+from conftest import PORT, cli, make_repo
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterTags
 from prefect.client.schemas.sorting import FlowRunSort
@@ -24,12 +25,17 @@ from autoresearch import ledger
 from autoresearch.artifacts import artifact_key
 from autoresearch.models import LedgerRow
 from autoresearch.notifications import LOOP_STOPPED, NEW_BEST, new_best
-from conftest import PORT, cli, make_repo
 
 pytestmark = pytest.mark.timeout(300)
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SHOTS = Path(os.environ.get("AUTORESEARCH_SCREENSHOTS", Path(__file__).parent / "artifacts"))
 UI = f"http://127.0.0.1:{PORT}"
 
@@ -50,10 +56,13 @@ def night(tmp_path_factory) -> Night:
     result = cli("run", "--repo", str(repo), "--tag", tag, "--iterations", "5")
     assert result.returncode == 0, result.stderr
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[tag])),
-                                     sort=FlowRunSort.START_TIME_ASC)
-        artifacts = {run.id: client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
-                     for run in runs}
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[tag])), sort=FlowRunSort.START_TIME_ASC
+        )
+        artifacts = {
+            run.id: client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
+            for run in runs
+        }
     return Night(tag=tag, rows=ledger.read(repo / "results.tsv", "val_bpb"), runs=runs, artifacts=artifacts)
 
 
@@ -87,10 +96,13 @@ def test_a_new_best_event_for_every_keep_that_beat_the_best_and_one_when_the_loo
     wait = threading.Event()
     for _ in range(120):  # the server stores events in batches
         with get_client(sync_client=True) as client:
-            events = client.read_events(filter=EventFilter(
-                event=EventNameFilter(name=[NEW_BEST, LOOP_STOPPED]),
-                resource=EventResourceFilter(id=[f"autoresearch.loop.{night.tag}"]),
-            ), limit=50).events
+            events = client.read_events(
+                filter=EventFilter(
+                    event=EventNameFilter(name=[NEW_BEST, LOOP_STOPPED]),
+                    resource=EventResourceFilter(id=[f"autoresearch.loop.{night.tag}"]),
+                ),
+                limit=50,
+            ).events
         if len(events) >= len(expected) + 1:
             break
         wait.wait(0.5)

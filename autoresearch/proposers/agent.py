@@ -82,7 +82,9 @@ class AgentProposer(Proposer):
 def _changes(git: Git, scratch: Path, base: str, editable: dict[str, str]) -> tuple[list[FileEdit], list[str]]:
     """Edits (whole-file replacements) of the changed editable files, and the other paths it changed."""
     git.run("add", "-A", cwd=scratch)  # the scratch worktree's own index; catches new files and commits too
-    changed = [path for path in git.run("diff", "--cached", "--name-only", "--no-renames", base, cwd=scratch).splitlines() if path]
+    changed = [
+        path for path in git.run("diff", "--cached", "--name-only", "--no-renames", base, cwd=scratch).splitlines() if path
+    ]
     edits = []
     for path in sorted(set(changed) & set(editable)):
         new = scratch / path

@@ -171,7 +171,9 @@ def _secret(name: str) -> str:
     try:
         return str(Secret.load(name).get())
     except ValueError:
-        raise UserError(f"no Prefect Secret block named {name!r}; create it (prefect block create secret) or fix --api-key-secret") from None
+        raise UserError(
+            f"no Prefect Secret block named {name!r}; create it (prefect block create secret) or fix --api-key-secret"
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:

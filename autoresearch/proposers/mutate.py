@@ -292,9 +292,7 @@ def choose(context: ProposalContext) -> tuple[Constant, Candidate, int]:
             f"level of {files}; add some, or use another proposer"
         )
     tried = tried_from_baseline(context.history)
-    open_steps = {
-        c: [cand for cand in candidates(c) if (c.name, cand.value) not in tried] for c in constants
-    }
+    open_steps = {c: [cand for cand in candidates(c) if (c.name, cand.value) not in tried] for c in constants}
     open_steps = {c: steps for c, steps in open_steps.items() if steps}
     if not open_steps:
         total = sum(len(candidates(c)) for c in constants)

@@ -15,16 +15,16 @@ Data is stored in $AUTORESEARCH_CACHE or ~/.cache/autoresearch-tiny/.
 This file is read-only for the research loop: it is the ground truth.
 """
 
-import os
-import sys
-import json
-import time
-import math
-import shutil
-import hashlib
 import argparse
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
 import sysconfig
 import tempfile
+import time
 
 import torch
 
@@ -32,7 +32,7 @@ import torch
 # Constants (fixed, do not modify)
 # ---------------------------------------------------------------------------
 
-MAX_SEQ_LEN = 256        # context length (bytes)
+MAX_SEQ_LEN = 256  # context length (bytes)
 TIME_BUDGET = int(os.environ.get("AUTORESEARCH_TIME_BUDGET", "300"))  # training time budget in seconds
 EVAL_TOKENS = 128 * 1024  # number of val bytes scored by evaluate_bpb (fixed slice)
 
@@ -41,16 +41,17 @@ EVAL_TOKENS = 128 * 1024  # number of val bytes scored by evaluate_bpb (fixed sl
 # ---------------------------------------------------------------------------
 
 CACHE_DIR = os.path.expanduser(os.environ.get("AUTORESEARCH_CACHE") or os.path.join("~", ".cache", "autoresearch-tiny"))
-MAX_TRAIN_BYTES = 8 * 1024 * 1024   # cap on the training split
-MAX_VAL_BYTES = 512 * 1024          # cap on the validation split
-VAL_PERCENT = 5                     # share of files (by a stable hash of their path) that go to val
+MAX_TRAIN_BYTES = 8 * 1024 * 1024  # cap on the training split
+MAX_VAL_BYTES = 512 * 1024  # cap on the validation split
+VAL_PERCENT = 5  # share of files (by a stable hash of their path) that go to val
 SKIP_DIRS = {"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__"}
-VOCAB_SIZE = 256                    # one token per byte value
-BOS_TOKEN = 0                       # the NUL byte separates documents; it is stripped from the text itself
+VOCAB_SIZE = 256  # one token per byte value
+BOS_TOKEN = 0  # the NUL byte separates documents; it is stripped from the text itself
 
 # ---------------------------------------------------------------------------
 # Corpus
 # ---------------------------------------------------------------------------
+
 
 def list_stdlib_files():
     """Sorted relative paths of the standard library's *.py files (no tests, no site-packages)."""
@@ -112,9 +113,11 @@ def build_splits(root, relpaths):
         n_train, n_val = n_train + n_val, 0
     return train, val, n_train, n_val
 
+
 # ---------------------------------------------------------------------------
 # Preparation (atomic: the cache dir is either absent or complete)
 # ---------------------------------------------------------------------------
+
 
 def is_prepared(cache_dir=CACHE_DIR):
     return all(os.path.isfile(os.path.join(cache_dir, name)) for name in ("train.bin", "val.bin", "meta.json"))
@@ -147,7 +150,9 @@ def prepare(text_dir=None, force=False, cache_dir=CACHE_DIR):
         raise SystemExit(f"no files found under {root}")
     train, val, n_train, n_val = build_splits(root, relpaths)
     if len(train) + len(val) < 8 * (MAX_SEQ_LEN + 1):
-        raise SystemExit(f"corpus under {root} is too small ({len(train) + len(val)} bytes); need at least {8 * (MAX_SEQ_LEN + 1)}")
+        raise SystemExit(
+            f"corpus under {root} is too small ({len(train) + len(val)} bytes); need at least {8 * (MAX_SEQ_LEN + 1)}"
+        )
     meta = {
         "source": source,
         "python": sys.version.split()[0],
@@ -194,9 +199,11 @@ def prepare(text_dir=None, force=False, cache_dir=CACHE_DIR):
     print(f"Data: from {source}")
     print(f"Data: written to {cache_dir} in {time.time() - t0:.1f}s")
 
+
 # ---------------------------------------------------------------------------
 # Runtime utilities (imported by train.py)
 # ---------------------------------------------------------------------------
+
 
 def _require_prepared(cache_dir=CACHE_DIR):
     if not is_prepared(cache_dir):
@@ -272,9 +279,11 @@ def make_dataloader(tokenizer, B, T, split, device="cpu", seed=1337):
         seen += B * T
         yield rows[:, :-1], rows[:, 1:], 1 + seen // len(data)
 
+
 # ---------------------------------------------------------------------------
 # Evaluation (DO NOT CHANGE — this is the fixed metric)
 # ---------------------------------------------------------------------------
+
 
 @torch.no_grad()
 def evaluate_bpb(model, tokenizer, batch_size):
@@ -299,14 +308,15 @@ def evaluate_bpb(model, tokenizer, batch_size):
     total_nats = 0.0
     total_bytes = 0
     for i in range(0, n_rows, batch_size):
-        x = x_all[i:i + batch_size].to(device).long()
-        y = y_all[i:i + batch_size].to(device).long()
+        x = x_all[i : i + batch_size].to(device).long()
+        y = y_all[i : i + batch_size].to(device).long()
         loss_flat = model(x, y, reduction="none").view(-1).float()
         nbytes = token_bytes[y.view(-1)]
         total_nats += (loss_flat * (nbytes > 0)).sum().item()
         total_bytes += nbytes.sum().item()
     model.train(was_training)
     return total_nats / (math.log(2) * total_bytes)
+
 
 # ---------------------------------------------------------------------------
 # Main

@@ -14,7 +14,6 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from prepare import MAX_SEQ_LEN, TIME_BUDGET, Tokenizer, evaluate_bpb, make_dataloader
 
 # ---------------------------------------------------------------------------
@@ -44,6 +43,7 @@ FINAL_LR_FRAC = 0.0  # LR at the end, as a fraction of the peak
 # Model
 # ---------------------------------------------------------------------------
 
+
 def norm(x):
     return F.rms_norm(x, (x.size(-1),))
 
@@ -58,7 +58,7 @@ def rotary_tables(seq_len, head_dim, device):
 def apply_rotary(x, cos, sin):
     # rotates the first 2 * (head_dim // 2) channels; an odd last channel passes through
     half = cos.size(-1)
-    x1, x2, rest = x[..., :half], x[..., half:2 * half], x[..., 2 * half:]
+    x1, x2, rest = x[..., :half], x[..., half : 2 * half], x[..., 2 * half :]
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos, rest], dim=-1)
 
@@ -116,7 +116,7 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def init_weights(self):
-        scale = 3 ** 0.5 * self.n_embd ** -0.5  # uniform with std 1/sqrt(n_embd)
+        scale = 3**0.5 * self.n_embd**-0.5  # uniform with std 1/sqrt(n_embd)
         nn.init.normal_(self.wte.weight, std=1.0)
         nn.init.normal_(self.lm_head.weight, std=0.001)
         for block in self.blocks:
@@ -164,6 +164,7 @@ def peak_memory_mb(device):
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 1024 / 1024 if sys.platform == "darwin" else rss / 1024
 
+
 # ---------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------
@@ -206,11 +207,12 @@ if __name__ == "__main__":
     ]
     for group in param_groups:
         group["initial_lr"] = group["lr"]
-    optimizer = torch.optim.AdamW(param_groups, betas=(ADAM_BETA1, ADAM_BETA2), eps=1e-10,
-                                  fused=device.type == "cuda")
+    optimizer = torch.optim.AdamW(param_groups, betas=(ADAM_BETA1, ADAM_BETA2), eps=1e-10, fused=device.type == "cuda")
 
-    print(f"Device: {device} | threads: {torch.get_num_threads()} | params: {num_params / 1e6:.2f}M | "
-          f"width: {n_embd} | depth: {DEPTH} | tokens/step: {tokens_per_step:,}")
+    print(
+        f"Device: {device} | threads: {torch.get_num_threads()} | params: {num_params / 1e6:.2f}M | "
+        f"width: {n_embd} | depth: {DEPTH} | tokens/step: {tokens_per_step:,}"
+    )
     print(f"Time budget: {TIME_BUDGET}s")
     sys.stdout.flush()
 
@@ -248,15 +250,18 @@ if __name__ == "__main__":
         step += 1
         ema_beta = 0.9
         smooth_train_loss = ema_beta * smooth_train_loss + (1 - ema_beta) * train_loss
-        debiased = smooth_train_loss / (1 - ema_beta ** step)
+        debiased = smooth_train_loss / (1 - ema_beta**step)
         done = total_training_time >= TIME_BUDGET
         if done or step == 1 or total_training_time - last_print >= max(0.5, TIME_BUDGET / 100):
             last_print = total_training_time
             pct_done = 100 * min(total_training_time / TIME_BUDGET, 1.0)
             remaining = max(0.0, TIME_BUDGET - total_training_time)
-            print(f"step {step:05d} ({pct_done:.1f}%) | loss: {debiased:.6f} | lrm: {lrm:.2f} | "
-                  f"dt: {dt * 1000:.0f}ms | tok/sec: {int(tokens_per_step / dt):,} | epoch: {epoch} | "
-                  f"remaining: {remaining:.0f}s", flush=True)
+            print(
+                f"step {step:05d} ({pct_done:.1f}%) | loss: {debiased:.6f} | lrm: {lrm:.2f} | "
+                f"dt: {dt * 1000:.0f}ms | tok/sec: {int(tokens_per_step / dt):,} | epoch: {epoch} | "
+                f"remaining: {remaining:.0f}s",
+                flush=True,
+            )
         if done:
             break
 
