@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from rich.table import Table
 
 from autoresearch import ledger
 from autoresearch.errors import UserError
+from autoresearch.patience import EXIT_CODE as PROVIDER_EXIT_CODE
+from autoresearch.patience import ProviderUnavailable
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="karpathy/autoresearch's research loop on Prefect.")
 out = Console()
@@ -91,6 +94,12 @@ def run(
     confirm: Annotated[
         bool, typer.Option("--confirm", help="Re-train a would-be keep once; keep only if both runs pass.")
     ] = False,
+    proposer_timeout: Annotated[
+        float | None, typer.Option(help="Seconds for one model request (proposer_timeout_seconds, 180).")
+    ] = None,
+    proposer_patience: Annotated[
+        float | None, typer.Option(help="Seconds of provider failures before the loop stops with exit code 3 (1800).")
+    ] = None,
 ) -> None:
     """The research loop. An existing tag is resumed, never restarted."""
     if iterations is not None and iterations < 1:
@@ -103,14 +112,16 @@ def run(
         parse_duration(stop_after)
     from autoresearch.flows.research_loop import check_parameters
     from autoresearch.lock import loop_lock
+    from autoresearch.patience import proposer_settings
     from autoresearch.proposers import get_proposer, proposer_options
     from autoresearch.setup import preflight
     from autoresearch.workspace import Workspace
 
     check_parameters(iterations, parallel, remote, deployed)
     options = proposer_options(model, api_key_secret, agent_command, agent_timeout)
-    get_proposer(proposer, **options)  # bad options: one line now, not mid-loop
-    ws = Workspace(repo, tag, {"timeout_seconds": timeout})
+    patience = {"proposer_timeout_seconds": proposer_timeout, "proposer_patience_seconds": proposer_patience}
+    ws = Workspace(repo, tag, {"timeout_seconds": timeout, **patience})
+    get_proposer(proposer, **options, **proposer_settings(ws.config)).check()  # one line now, before any training
     parameters = dict(
         repo=str(ws.root),
         tag=ws.tag,
@@ -123,6 +134,7 @@ def run(
         stop_after=stop_after,
         confirm=confirm,
         prefetch=prefetch,
+        **patience,
         **options,
     )
     if deployed:
@@ -415,6 +427,10 @@ def _drop_user_error_tracebacks(record: logging.LogRecord) -> bool:
     return True
 
 
+def _command_line() -> str:
+    return shlex.join(["autoresearch", *sys.argv[1:]])
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -429,6 +445,9 @@ def main() -> None:
         if code == 130:
             raise KeyboardInterrupt
         sys.exit(code or 0)
+    except ProviderUnavailable as exc:
+        print(f"stopped: {exc}; when it is back, resume with: {_command_line()}", file=sys.stderr)
+        sys.exit(PROVIDER_EXIT_CODE)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -39,6 +39,8 @@ class ExperimentConfig(BaseModel):
     major_lines: int = Field(20, ge=1)
     noise_repeats: int = Field(0, ge=0)
     seed: int = 0
+    proposer_timeout_seconds: float = Field(180, gt=0)  # one model request (autoresearch/patience.py)
+    proposer_patience_seconds: float = Field(1800, ge=0)  # provider failures this long stop the loop (exit 3)
 
     @field_validator("editable", "readonly")
     @classmethod

@@ -23,7 +23,9 @@ from autoresearch.config import parse_duration
 from autoresearch.errors import UserError
 from autoresearch.lock import loop_lock
 from autoresearch.monitor import loop_stopped
+from autoresearch.patience import proposer_settings
 from autoresearch.prefect_tuning import forget_finished_runs
+from autoresearch.prefetch import PREFETCHER, worth_prefetching
 from autoresearch.proposers import ProposerExhausted, proposer_options
 from autoresearch.setup import reset_to_last_keep, setup_or_resume
 from autoresearch.workspace import Workspace
@@ -57,11 +59,21 @@ def research_loop(
     agent_command: str | None = None,
     agent_timeout: float | None = None,
     confirm: bool = False,
+    proposer_timeout_seconds: float | None = None,
+    proposer_patience_seconds: float | None = None,
 ) -> LoopSummary:
     deployed = deployment.id is not None
     check_parameters(iterations, parallel, remote, deployed, infra_retries)
     stop_at = time.monotonic() + parse_duration(stop_after) if stop_after else None
-    ws = Workspace(repo, tag, {"timeout_seconds": timeout_seconds})
+    ws = Workspace(
+        repo,
+        tag,
+        {
+            "timeout_seconds": timeout_seconds,
+            "proposer_timeout_seconds": proposer_timeout_seconds,
+            "proposer_patience_seconds": proposer_patience_seconds,
+        },
+    )
     if deployed:
         _wait_for_unfinished_iterations(ws)
     iterations_of = IterationRunner(deployed, infra_retries)
@@ -82,7 +94,7 @@ def research_loop(
             resume_commit=plan.in_flight_commit,
             deployed=deployed,
             remote=remote,
-            proposer_options=proposer_options(model, api_key_secret, agent_command, agent_timeout),
+            proposer_options=proposer_options(model, api_key_secret, agent_command, agent_timeout) | proposer_settings(ws.config),
             confirm=confirm,
             prefetch=prefetch,
         )
@@ -95,6 +107,8 @@ def research_loop(
                 reset_to_last_keep(ws)
             loop_stopped(ws, f"failed: {exc}" if isinstance(exc, Exception) else "interrupted")  # notification event
             raise
+        finally:
+            PREFETCHER.cancel()  # a proposal for an iteration that will not run: dropped, never waited for
     loop_stopped(ws, stopped)  # notification event
     rows = ledger.read(ws.ledger_path, ws.config.metric)
     best = ledger.last_keep(rows)
@@ -128,7 +142,7 @@ def check_parameters(iterations: int | None, parallel: int, remote: str | None, 
 def _iterate(
     ws: Workspace, spec: IterationSpec, runner: IterationRunner, iterations: int | None, parallel: int, stop_at: float | None
 ) -> tuple[int, str]:
-    done = 0
+    done, last_training, prefetch = 0, 0.0, spec.prefetch
     while True:
         extra = spec.is_baseline or spec.resume_commit or spec.fix_of or spec.noise_repeat  # not a new idea
         if not extra:
@@ -139,7 +153,13 @@ def _iterate(
         size = 1 if extra else min(parallel, (iterations - done) if iterations else parallel)
         candidates = [
             spec.model_copy(
-                update={"iteration": spec.iteration + k, "round_start": spec.iteration if size > 1 else None, "round_size": size}
+                update={
+                    "iteration": spec.iteration + k,
+                    "round_start": spec.iteration if size > 1 else None,
+                    "round_size": size,
+                    "prefetch": prefetch
+                    and worth_prefetching(iterations, done + (0 if extra else size), stop_at, time.monotonic(), last_training),
+                }
             )
             for k in range(size)
         ]
@@ -147,6 +167,7 @@ def _iterate(
             outcomes = runner.run(candidates)
         except ProposerExhausted as exc:
             return done, str(exc)
+        last_training = max(o.training_seconds for o in outcomes)
         forget_finished_runs()  # flat memory over thousands of iterations (autoresearch/prefect_tuning.py)
         if spec.is_baseline and outcomes[0].row.status == "crash":
             raise UserError(

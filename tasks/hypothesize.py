@@ -8,7 +8,7 @@ from prefect import task
 from autoresearch import ledger, noise
 from autoresearch.metrics import extract as extract_metrics
 from autoresearch.models import CrashReport, LedgerRow, Proposal, ProposalContext
-from autoresearch.prefetch import PREFETCHER, STILL_TRAINING, PrefetchKey, rebase
+from autoresearch.prefetch import PREFETCHER, STILL_TRAINING, PrefetchKey, usable
 from autoresearch.prompt import public_interface
 from autoresearch.proposers import get_proposer
 from autoresearch.workspace import WORK_DIR, Workspace
@@ -62,11 +62,14 @@ def prefetch_next(spec: IterationSpec, in_flight: Proposal, commit: str) -> None
 def _prefetched(ws: Workspace, spec: IterationSpec) -> Proposal | None:
     if spec.fix_of:  # a fix builds on the crash it fixes: never prefetched
         return None
-    found = PREFETCHER.take(_prefetch_key(spec))
-    if found is None:
+    taken = PREFETCHER.take(_prefetch_key(spec))
+    if taken is None:
         return None
     files = {path: ws.git.show(spec.parent_commit, path) or "" for path in ws.config.editable}
-    return rebase(found[1], found[0], files, spec.baseline_commit)
+    proposal, wasted = usable(taken, files, spec.baseline_commit)
+    if wasted is not None:  # a failed or stale prefetch still cost tokens
+        ws.record("usage", f"{spec.iteration:04d}-prefetch", wasted.model_dump())
+    return proposal
 
 
 def _prefetch_key(spec: IterationSpec) -> PrefetchKey:

@@ -7,17 +7,23 @@ whole process group (autoresearch/runner.py), and its output goes to `.autoresea
 Then git says what it changed (uncommitted or committed, new files included; ignored files such as a
 .venv do not count). Its description is the first line of $AUTORESEARCH_DESCRIPTION_FILE, or else the last
 line of its output. The changes become a Proposal whose edits replace each changed editable file whole,
-so the usual edit and commit tasks apply it. A change to any other file, a timeout or a non-zero exit is
-refused: the idea is logged as a crash row with the reason, and the scratch worktree is reset next time.
+so the usual edit and commit tasks apply it. A change to any other file, a timeout or a non-zero exit
+after changing files is refused: the idea is logged as a crash row with the reason, and the scratch worktree
+is reset next time. A non-zero exit that changed nothing (the agent's own API failed, say) is retried
+within `proposer_patience_seconds` (autoresearch/patience.py). `check()` runs `PROGRAM --version` first.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from autoresearch import patience
 from autoresearch.errors import UserError
 from autoresearch.gitops import Git
 from autoresearch.models import FileEdit, Proposal, ProposalContext
@@ -27,6 +33,16 @@ from autoresearch.runner import run_command
 
 DEFAULT_TIMEOUT = 900.0  # seconds for one agent run
 TAIL_BYTES = 64 * 1024
+CHECK_TIMEOUT = 30.0  # seconds for `PROGRAM --version`
+CANNOT_RUN = (126, 127)  # the shell's "not executable" and "not found"
+
+
+class AgentFailed(Exception):
+    """The agent exited non-zero without changing anything: retried like a provider failure."""
+
+    def __init__(self, exit_code: int, log: Path) -> None:
+        self.exit_code, self.log = exit_code, log
+        super().__init__(f"exit code {exit_code} without changes (see {log})")
 
 
 @register
@@ -44,8 +60,22 @@ class AgentProposer(Proposer):
             raise UserError("--agent-timeout must be a positive number of seconds")
         self.command = agent_command
         self.timeout = agent_timeout or DEFAULT_TIMEOUT
+        self.patience = float(options.get("proposer_patience_seconds", patience.DEFAULT_PATIENCE))
+
+    def check(self) -> None:
+        """The agent's program exists and runs (`PROGRAM --version`), before the loop trains anything."""
+        check_command(self.command)
 
     def propose(self, context: ProposalContext) -> Proposal:
+        policy = patience.Policy(key=f"agent {self.command}", patience=self.patience, warn=patience.warn)
+        return patience.patiently(lambda: self._propose_once(context), self._failure, policy)
+
+    def _failure(self, exc: BaseException) -> patience.Failure | None:
+        if isinstance(exc, AgentFailed):
+            return patience.Failure("agent", self.command, f"exit code {exc.exit_code}, nothing changed (see {exc.log})")
+        return None
+
+    def _propose_once(self, context: ProposalContext) -> Proposal:
         if not context.repo or not context.scratch_dir:
             raise UserError("the agent proposer needs the experiment repo; run it through `autoresearch run`")
         git = Git(Path(context.repo))
@@ -72,11 +102,35 @@ class AgentProposer(Proposer):
         refused = None
         if outcome.timed_out:
             refused = f"the agent timed out after {self.timeout:g} s (process group killed)"
+        elif outcome.exit_code and not edits and not outside:
+            raise AgentFailed(outcome.exit_code, log)
         elif outcome.exit_code:
             refused = f"the agent exited with code {outcome.exit_code} (see {log})"
         elif outside:
             refused = f"the agent changed files outside the editable ones: {', '.join(outside)}"
         return Proposal(description=description, rationale=rationale, edits=edits, refused=refused)
+
+
+def check_command(command: str) -> None:
+    """One line if the command's program is missing or cannot be started."""
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        raise UserError(f"--agent-command {command!r}: {exc}; fix its quoting") from None
+    program = next((w for w in words if "=" not in w.split("/")[0]), "")  # skip VAR=value prefixes
+    if not program or shutil.which(program) is None:
+        raise UserError(f"the agent program {program!r} was not found on PATH; install it or fix --agent-command")
+    try:
+        done = subprocess.run(
+            [program, "--version"], capture_output=True, text=True, timeout=CHECK_TIMEOUT, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired:
+        return
+    except OSError as exc:
+        raise UserError(f"the agent program {program!r} cannot be started ({exc.strerror}); fix --agent-command") from None
+    if done.returncode in CANNOT_RUN:
+        said = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        raise UserError(f"the agent program {program!r} cannot run ({said}); fix --agent-command or its installation")
 
 
 def _changes(git: Git, scratch: Path, base: str, editable: dict[str, str]) -> tuple[list[FileEdit], list[str]]:

@@ -28,6 +28,10 @@ class Proposer(ABC):
     def propose(self, context: ProposalContext) -> Proposal:
         """Return one focused idea for the next experiment."""
 
+    def check(self) -> None:
+        """Before the loop starts: raise UserError (one line) if this proposer cannot work as configured."""
+        return None
+
 
 def proposer_options(
     model: str | None = None,

@@ -6,6 +6,10 @@ the editable files (search text missing, a path that is not editable, code that 
 sent back with the error, at most MAX_RETRIES times; after that the idea comes back refused, and the loop
 logs it as a crash row with the reason and goes on.
 
+Provider failures (HTTP 5xx, 429, a refused connection, a timeout) are retried by autoresearch/patience.py,
+with the SDK's own retries turned off and `proposer_timeout_seconds` per request; `check()` makes one tiny
+request before the loop, so a dead URL, a wrong path, a bad key or an unknown model fails before training.
+
 API keys: the provider's own environment variable (ANTHROPIC_API_KEY, OPENAI_API_KEY, ...), or a Prefect
 Secret block named by `api_key_secret` (loaded when the proposal is made). Keys are never logged.
 Needs the optional extra: `pip install 'autoresearch-prefect[llm]'`.
@@ -19,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from autoresearch import patience
 from autoresearch.edits import apply_edits
 from autoresearch.errors import UserError
 from autoresearch.models import FileEdit, Proposal, ProposalContext, Usage
@@ -28,9 +33,12 @@ from autoresearch.proposers.base import Proposer, register
 if TYPE_CHECKING:
     from pydantic_ai.messages import ModelMessage
     from pydantic_ai.models import Model
+    from pydantic_ai.settings import ModelSettings
 
 MAX_RETRIES = 2  # replies sent back with their error before the idea is logged as a crash
 INSTALL_HINT = "--proposer llm needs pydantic-ai: pip install 'autoresearch-prefect[llm]'"
+RETRIED_STATUS = (408, 409, 425, 429)  # besides 5xx: worth another try after a wait
+CHECK_PROMPT = "Reply with the word OK."
 
 # Models registered by name (tests, or a plugin wrapping a model of its own); they win over provider strings.
 _MODELS: dict[str, Callable[[], Model]] = {}
@@ -62,8 +70,16 @@ class LLMProposer(Proposer):
     name = "llm"
     can_fix = True
 
-    def __init__(self, model: str | None = None, api_key_secret: str | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        api_key_secret: str | None = None,
+        proposer_timeout_seconds: float = patience.DEFAULT_TIMEOUT,
+        proposer_patience_seconds: float = patience.DEFAULT_PATIENCE,
+        **options: Any,
+    ) -> None:
         super().__init__(model=model, api_key_secret=api_key_secret, **options)
+        self.timeout, self.patience = float(proposer_timeout_seconds), float(proposer_patience_seconds)
         if not model:
             raise UserError("--proposer llm needs --model PROVIDER:NAME, e.g. --model anthropic:claude-sonnet-4-5")
         try:
@@ -98,9 +114,54 @@ class LLMProposer(Proposer):
         except ImportError:
             raise UserError(f"--model {self.model_name}: its provider's package is missing; {INSTALL_HINT}") from None
 
+    def settings(self, **extra: Any) -> ModelSettings:
+        """One attempt per request (our retries are patient, the SDK's are not), within the timeout."""
+        wanted: dict[str, Any] = {"max_retries": 0, "timeout": self.timeout, "request_timeout": self.timeout, **extra}
+        return {key: value for key, value in wanted.items() if key not in self._model.unsupported_settings}  # type: ignore[return-value]
+
+    def where(self) -> str:
+        return f"{self._model.system} at {self._model.base_url or self.model_name}"
+
+    def check(self) -> None:
+        """One tiny request before the loop: a dead URL, a wrong path, a bad key or an unknown model is one line now."""
+        from pydantic_ai import ModelRequest
+        from pydantic_ai.direct import model_request_sync
+        from pydantic_ai.exceptions import ModelAPIError
+
+        if self.model_name in _MODELS:
+            return
+        try:
+            model_request_sync(
+                self._model, [ModelRequest.user_text_prompt(CHECK_PROMPT)], model_settings=self.settings(max_tokens=16)
+            )
+        except ModelAPIError as exc:
+            problem = endpoint_problem(exc, self._model.system, self._model.base_url or "", self.model_name)
+            if problem:
+                raise UserError(problem) from None
+            patience.warn(
+                f"the check request to {self.where()} failed ({_first_line(exc)}); starting anyway, failures are retried"
+            )
+
     def propose(self, context: ProposalContext) -> Proposal:
+        spent: list[Usage] = []
+        policy = patience.Policy(key=self.where(), patience=self.patience, warn=patience.warn)
+        try:
+            proposal = patience.patiently(lambda: self._propose_once(context, spent), self._failure, policy)
+        except UserError as exc:  # ProviderUnavailable, or a request the provider refused
+            exc.usage = sum(spent, Usage()) if spent else None  # a failed proposal still cost tokens
+            raise
+        return proposal.model_copy(update={"usage": sum(spent, Usage())})
+
+    def _failure(self, exc: BaseException) -> patience.Failure | None:
+        status = retryable_status(exc)
+        if status is None:
+            return None
+        retry_after = getattr(exc, "retry_after", None)
+        return patience.Failure(self._model.system, self._model.base_url or self.model_name, status, retry_after)
+
+    def _propose_once(self, context: ProposalContext, spent: list[Usage]) -> Proposal:
         from pydantic_ai import Agent, ModelRetry, RunContext, capture_run_messages
-        from pydantic_ai.exceptions import UnexpectedModelBehavior
+        from pydantic_ai.exceptions import ModelAPIError, UnexpectedModelBehavior
 
         prompt = build_prompt(context, LLM_ANSWER)
         agent = Agent(self._model, output_type=Reply, instructions=prompt.rules, retries={"output": MAX_RETRIES})
@@ -118,18 +179,65 @@ class LLMProposer(Proposer):
 
         with capture_run_messages() as messages:
             try:
-                reply = agent.run_sync(prompt.body).output
+                reply = agent.run_sync(prompt.body, model_settings=self.settings()).output
+            except ModelAPIError as exc:
+                if retryable_status(exc) is None:
+                    raise UserError(f"{self.where()} refused the request: {_first_line(exc)}") from None
+                raise
             except UnexpectedModelBehavior as exc:
-                reason = _last_error(exc, refusals)
                 attempted = last[-1] if last else None
                 return Proposal(
                     description=attempted.description if attempted else "llm: no valid proposal",
                     rationale=attempted.rationale if attempted else "",
                     edits=attempted.edits if attempted else [],
-                    refused=f"{reason} (after {MAX_RETRIES} retries)",
-                    usage=usage_of(messages),
+                    refused=f"{_last_error(exc, refusals)} (after {MAX_RETRIES} retries)",
                 )
-        return Proposal(description=reply.description, rationale=reply.rationale, edits=reply.edits, usage=usage_of(messages))
+            finally:
+                spent.append(usage_of(messages))
+        return Proposal(description=reply.description, rationale=reply.rationale, edits=reply.edits)
+
+
+def retryable_status(exc: BaseException) -> str | None:
+    """How a provider failure worth retrying reads ("HTTP 503", "connection refused", ...); None for others."""
+    from pydantic_ai.exceptions import (
+        ModelAPIError,
+        ModelConnectionError,
+        ModelHTTPError,
+        ModelQuotaExceededError,
+        ModelRequestRejectedError,
+        ModelRequestTimeout,
+    )
+
+    if isinstance(exc, ModelHTTPError):
+        code = exc.status_code
+        return f"HTTP {code}" if code >= 500 or code in RETRIED_STATUS else None
+    if isinstance(exc, ModelRequestTimeout):
+        return f"no answer within {exc.timeout:g} s"
+    if isinstance(exc, ModelConnectionError):
+        cause = exc.__cause__ or exc
+        return f"{'timed out' if 'timeout' in type(exc).__name__.lower() else 'connection failed'}: {_first_line(cause)}"
+    if isinstance(exc, (ModelRequestRejectedError, ModelQuotaExceededError)):
+        return None
+    if isinstance(exc, ModelAPIError):  # an invalid or unreadable reply
+        return f"invalid reply: {_first_line(exc)}"
+    return None
+
+
+def endpoint_problem(exc: BaseException, system: str, url: str, model: str) -> str | None:
+    """The one-line error for a check request that cannot work as configured; None if it may be transient."""
+    from pydantic_ai.exceptions import ModelAuthenticationError, ModelConnectionError, ModelHTTPError
+
+    env = system.upper().replace("-", "_")
+    if isinstance(exc, ModelConnectionError) and "timeout" not in type(exc).__name__.lower():
+        return f"cannot reach {system} at {url} ({_first_line(exc.__cause__ or exc)}); start the server, or fix the URL ({env}_BASE_URL)"
+    if isinstance(exc, ModelAuthenticationError):
+        return f"{system} at {url} rejected the API key ({_first_line(exc)}); set {env}_API_KEY or --api-key-secret"
+    if isinstance(exc, ModelHTTPError) and exc.status_code == 404:
+        if "model" in str(exc.body).lower() or exc.provider_error_code == "model_not_found":
+            hint = f" (did you mean {exc.suggested_model_id!r}?)" if exc.suggested_model_id else ""
+            return f"{system} at {url} does not know the model {model!r}{hint}; fix --model"
+        return f"{url} answered 404 Not Found: wrong path; fix the URL ({env}_BASE_URL; OpenAI-compatible servers usually end in /v1)"
+    return None
 
 
 def usage_of(messages: list[ModelMessage]) -> Usage:
