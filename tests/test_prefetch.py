@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from pathlib import Path
 
@@ -9,8 +11,10 @@ import pytest
 from conftest import FAST_TRAIN, make_repo
 
 from autoresearch import ledger
-from autoresearch.models import FileEdit, Proposal, ProposalContext
-from autoresearch.prefetch import Prefetcher, PrefetchKey, rebase
+from autoresearch.errors import UserError
+from autoresearch.models import FileEdit, Proposal, ProposalContext, Usage
+from autoresearch.patience import Cancelled, wait
+from autoresearch.prefetch import Prefetcher, PrefetchKey, Taken, rebase, usable, worth_prefetching
 from autoresearch.proposers import register
 from autoresearch.proposers.mutate import MutateProposer
 
@@ -31,21 +35,78 @@ def test_a_proposal_is_used_as_is_on_its_own_baseline_and_rebased_only_if_its_ed
     assert rebase(proposal("LR = 0.1", "LR = 0.05"), "aaa", moved, "bbb") is None  # its search text is gone
 
 
-def test_a_prefetch_is_taken_once_for_its_own_key_and_a_failed_one_is_dropped():
+def test_a_prefetch_is_taken_once_for_its_own_key():
     prefetcher = Prefetcher()
     prefetcher.start(KEY, "aaa", lambda: proposal("DEPTH = 4", "DEPTH = 5"))
     assert prefetcher.take(PrefetchKey("loop", 4, "mutate", "{}")) is None  # another iteration: dropped
     assert prefetcher.take(KEY) is None
     prefetcher.start(KEY, "aaa", lambda: proposal("DEPTH = 4", "DEPTH = 5"))
-    baseline, found = prefetcher.take(KEY)
-    assert baseline == "aaa" and found.edits[0].replace == "DEPTH = 5"
+    taken = prefetcher.take(KEY)
+    assert taken.baseline_commit == "aaa" and taken.proposal.edits[0].replace == "DEPTH = 5"
     assert prefetcher.take(KEY) is None
 
-    def fails() -> Proposal:
-        raise RuntimeError("the model is down")
 
+def test_a_failed_prefetch_is_logged_in_one_line_and_its_usage_kept(caplog: pytest.LogCaptureFixture):
+    spent = Usage(requests=2, input_tokens=300, output_tokens=40)
+
+    def fails() -> Proposal:
+        error = UserError("openai at http://x/v1 refused the request: HTTP 400\nmore detail")
+        error.usage = spent
+        raise error
+
+    prefetcher = Prefetcher()
     prefetcher.start(KEY, "aaa", fails)
-    assert prefetcher.take(KEY) is None  # the proposer is asked again, where its error surfaces as usual
+    with caplog.at_level(logging.WARNING):
+        taken = prefetcher.take(KEY)
+    assert taken.proposal is None and taken.usage == spent  # the idea is asked again; the tokens still count
+    lines = [r.getMessage() for r in caplog.records if "prefetched proposal" in r.getMessage()]
+    assert lines == [
+        "the prefetched proposal for iteration 3 failed (UserError: openai at http://x/v1 refused the "
+        "request: HTTP 400); asking for it again"
+    ]
+    assert usable(taken, FILES, "aaa") == (None, spent)
+    stale = Taken("aaa", proposal("LR = 0.1", "LR = 0.05").model_copy(update={"usage": spent}))
+    assert usable(stale, {"train.py": "LR = 0.2\n"}, "bbb") == (None, spent)  # made for a baseline that moved
+
+
+def test_a_cancelled_prefetch_stops_waiting_and_never_holds_the_process():
+    started, ended = threading.Event(), []
+
+    def patient() -> Proposal:
+        started.set()
+        try:
+            wait(600)  # a retry wait of autoresearch/patience.py
+        except Cancelled:
+            ended.append(time.monotonic())
+            raise
+        return proposal("DEPTH = 4", "DEPTH = 5")
+
+    prefetcher = Prefetcher()
+    prefetcher.start(KEY, "aaa", patient)
+    assert started.wait(10)
+    worker = next(t for t in threading.enumerate() if t.name == "autoresearch-prefetch" and t.is_alive())
+    assert worker.daemon  # a request that hangs forever cannot keep the process alive
+    cancelled = time.monotonic()
+    prefetcher.cancel()
+    worker.join(10)
+    assert ended and ended[0] - cancelled < 5 and prefetcher.take(KEY) is None
+
+
+@pytest.mark.parametrize(
+    ("iterations", "done_after", "stop_in", "last_training", "expected"),
+    [
+        (None, 5, None, 300.0, True),  # forever
+        (3, 2, None, 300.0, True),  # a third idea will follow
+        (3, 3, None, 300.0, False),  # the last one is training: nothing follows
+        (1, 0, None, 0.0, True),  # the baseline trains; the one idea follows
+        (None, 1, 600.0, 300.0, True),  # the stop time comes after this training
+        (None, 1, 200.0, 300.0, False),  # this training ends after the stop time
+        (5, 1, -1.0, 0.0, False),  # past the stop time
+    ],
+)
+def test_no_prefetch_for_an_iteration_that_will_not_run(iterations, done_after, stop_in, last_training, expected):
+    stop_at = None if stop_in is None else 1000.0 + stop_in
+    assert worth_prefetching(iterations, done_after, stop_at, 1000.0, last_training) is expected
 
 
 CALLS: list[tuple[int, float, float, list[str]]] = []

@@ -240,3 +240,54 @@ def test_the_process_exits_soon_after_the_loop_ends_with_a_prefetch_hanging(tmp_
     print(f"exit {exited - ended[0]:.1f} s after the summary")
     assert exited - ended[0] < 15
     assert rows(repo) == [("baseline", "keep"), ("LEARNING_RATE 0.04 -> 0.1", "keep")]
+
+
+FLAKY_AGENT = """\
+import pathlib, sys
+count = pathlib.Path(sys.argv[1])
+failures = int(count.read_text()) if count.exists() else 0
+if failures < int(sys.argv[2]):
+    count.write_text(str(failures + 1))
+    print("agent: API error 529 overloaded", file=sys.stderr)
+    raise SystemExit(1)
+train = pathlib.Path("train.py")
+train.write_text(train.read_text().replace("LEARNING_RATE = 0.04", "LEARNING_RATE = 0.1"))
+print("LEARNING_RATE 0.04 -> 0.1")
+"""
+
+
+def run_agent(repo: Path, tmp_path: Path, failures: int, *flags: str) -> tuple[subprocess.CompletedProcess, float]:
+    script = tmp_path / "flaky_agent.py"
+    script.write_text(FLAKY_AGENT)
+    command = f"{sys.executable} {script} {tmp_path / 'failures'} {failures}"
+    started = time.monotonic()
+    args = ("run", "--repo", str(repo), "--tag", "night", "--proposer", "agent", "--agent-command", command)
+    result = cli(*args, "--iterations", "1", "--no-prefetch", *flags, timeout=240)
+    return result, time.monotonic() - started
+
+
+def test_an_agent_whose_api_fails_is_retried_within_the_patience(repo: Path, tmp_path: Path):
+    result, _ = run_agent(repo, tmp_path, 2)
+    no_traceback(result)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert rows(repo) == [("baseline", "keep"), ("LEARNING_RATE 0.04 -> 0.1", "keep")]
+    lines = warnings(result)
+    assert len(lines) == 2 and all("agent at " in line and "exit code 1, nothing changed" in line for line in lines)
+
+
+def test_an_agent_that_keeps_failing_stops_the_loop_with_exit_code_3(repo: Path, tmp_path: Path):
+    result, seconds = run_agent(repo, tmp_path, 1000, "--proposer-patience", "5")
+    no_traceback(result)
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert rows(repo) == [("baseline", "keep")]
+    assert [line for line in result.stderr.splitlines() if line.startswith("stopped:")]
+    assert seconds < 150
+
+
+def test_an_agent_program_that_does_not_exist_is_one_line_before_any_training(repo: Path):
+    result = cli("run", "--repo", str(repo), "--proposer", "agent", "--agent-command", "no-such-agent-cli -p", timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        "error: the agent program 'no-such-agent-cli' was not found on PATH; install it or fix --agent-command"
+    )
+    assert not (repo / "results.tsv").exists()

@@ -135,7 +135,7 @@ class LLMProposer(Proposer):
                 self._model, [ModelRequest.user_text_prompt(CHECK_PROMPT)], model_settings=self.settings(max_tokens=16)
             )
         except ModelAPIError as exc:
-            problem = endpoint_problem(exc, self._model.system, self._model.base_url or "", self.model_name)
+            problem = endpoint_problem(exc, self._model.system, self._model.base_url or "", self._model.model_name)
             if problem:
                 raise UserError(problem) from None
             patience.warn(
@@ -182,7 +182,7 @@ class LLMProposer(Proposer):
                 reply = agent.run_sync(prompt.body, model_settings=self.settings()).output
             except ModelAPIError as exc:
                 if retryable_status(exc) is None:
-                    raise UserError(f"{self.where()} refused the request: {_first_line(exc)}") from None
+                    raise UserError(f"{self.where()} refused the request ({_said(exc)}); fix the cause, then run again") from None
                 raise
             except UnexpectedModelBehavior as exc:
                 attempted = last[-1] if last else None
@@ -214,8 +214,8 @@ def retryable_status(exc: BaseException) -> str | None:
     if isinstance(exc, ModelRequestTimeout):
         return f"no answer within {exc.timeout:g} s"
     if isinstance(exc, ModelConnectionError):
-        cause = exc.__cause__ or exc
-        return f"{'timed out' if 'timeout' in type(exc).__name__.lower() else 'connection failed'}: {_first_line(cause)}"
+        kind = "timed out" if "timeout" in type(exc).__name__.lower() else "connection failed"
+        return f"{kind}: {_first_line(_root_cause(exc))}"
     if isinstance(exc, (ModelRequestRejectedError, ModelQuotaExceededError)):
         return None
     if isinstance(exc, ModelAPIError):  # an invalid or unreadable reply
@@ -229,9 +229,10 @@ def endpoint_problem(exc: BaseException, system: str, url: str, model: str) -> s
 
     env = system.upper().replace("-", "_")
     if isinstance(exc, ModelConnectionError) and "timeout" not in type(exc).__name__.lower():
-        return f"cannot reach {system} at {url} ({_first_line(exc.__cause__ or exc)}); start the server, or fix the URL ({env}_BASE_URL)"
+        reason = _first_line(_root_cause(exc))
+        return f"cannot reach {system} at {url} ({reason}); start the server, or fix the URL ({env}_BASE_URL)"
     if isinstance(exc, ModelAuthenticationError):
-        return f"{system} at {url} rejected the API key ({_first_line(exc)}); set {env}_API_KEY or --api-key-secret"
+        return f"{system} at {url} rejected the API key ({_said(exc)}); set {env}_API_KEY or --api-key-secret"
     if isinstance(exc, ModelHTTPError) and exc.status_code == 404:
         if "model" in str(exc.body).lower() or exc.provider_error_code == "model_not_found":
             hint = f" (did you mean {exc.suggested_model_id!r}?)" if exc.suggested_model_id else ""
@@ -282,6 +283,22 @@ def _secret(name: str) -> str:
         raise UserError(
             f"no Prefect Secret block named {name!r}; create it (prefect block create secret) or fix --api-key-secret"
         ) from None
+
+
+def _said(exc: BaseException) -> str:
+    """What the provider said: the status and its error message, not the whole body."""
+    body, status = getattr(exc, "body", None), getattr(exc, "status_code", None)
+    message = body.get("message") if isinstance(body, dict) else None
+    prefix = f"HTTP {status}" if status else type(exc).__name__
+    return f"{prefix}: {_first_line(Exception(message))}" if message else f"{prefix}: {_first_line(exc)}"
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The transport's own error under the SDK's and pydantic-ai's wrappers (e.g. "[Errno 111] Connection refused")."""
+    seen = [exc]
+    while seen[-1].__cause__ is not None and len(seen) < 10:
+        seen.append(seen[-1].__cause__)
+    return seen[-1]
 
 
 def _first_line(exc: BaseException) -> str:
