@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shlex
@@ -10,7 +11,7 @@ import subprocess
 import sys
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import click
 import typer
@@ -435,7 +436,26 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+_exit_code = [1]  # what the process exits with; an uncaught exception is 1
+
+
+def _exit(code: int) -> NoReturn:
+    _exit_code[0] = code
+    sys.exit(code)
+
+
+def _skip_teardown() -> None:
+    """The last exit handler: the others (Prefect flushing its logs and events) have run; the interpreter's
+    teardown would now garbage-collect every module of Prefect and the provider SDKs again and again:
+    seconds on a loaded machine, with a proposal hanging in a daemon thread. Flush and leave instead."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_code[0])
+
+
 def main() -> None:
+    atexit.register(_skip_teardown)  # registered first, so it runs last
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")  # the UI shows tasks
     signal.signal(signal.SIGTERM, _interrupt)
@@ -444,23 +464,24 @@ def main() -> None:
         code = app(standalone_mode=False)  # typer turns Ctrl-C into exit code 130
         if code == 130:
             raise KeyboardInterrupt
-        sys.exit(code or 0)
+        _exit(code or 0)
     except ProviderUnavailable as exc:
         print(f"stopped: {exc}; when it is back, resume with: {_command_line()}", file=sys.stderr)
-        sys.exit(PROVIDER_EXIT_CODE)
+        _exit(PROVIDER_EXIT_CODE)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        _exit(2)
     except click.ClickException as exc:  # usage errors
         exc.show()
-        sys.exit(exc.exit_code)
+        _exit(exc.exit_code)
     except BaseException as exc:
         # Ctrl-C arrives as click's Abort or KeyboardInterrupt; SIGTERM during a flow as Prefect's TerminationSignal.
         if isinstance(exc, SystemExit):
+            _exit_code[0] = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
             raise
         if isinstance(exc, (KeyboardInterrupt, click.exceptions.Abort)) or type(exc).__name__ == "TerminationSignal":
             print("interrupted: the branch is at the last keep; run the same command again to resume", file=sys.stderr)
-            sys.exit(130)
+            _exit(130)
         raise
 
 

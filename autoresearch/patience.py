@@ -48,11 +48,14 @@ class ProviderUnavailable(UserError):
     """The proposer kept failing for longer than the patience: the loop stops, to be resumed later."""
 
     def __init__(self, failure: Failure, since: datetime, patience: float, usage: Usage | None = None) -> None:
-        self.failure, self.since, self.usage = failure, since, usage
+        self.failure, self.since, self.patience, self.usage = failure, since, patience, usage
         super().__init__(
             f"the proposer has been failing since {since:%Y-%m-%d %H:%M:%S} UTC ({failure.line()}), longer than "
             f"proposer_patience_seconds ({patience:g} s); the branch is at the last keep and nothing is lost"
         )
+
+    def __reduce__(self) -> tuple:  # Prefect stores a failed task's exception: pickle must rebuild it
+        return type(self), (self.failure, self.since, self.patience, self.usage)
 
 
 class Cancelled(Exception):

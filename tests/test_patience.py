@@ -133,3 +133,13 @@ def test_one_outage_clock_across_calls_until_a_success():
     patiently(works, classify, policy(clock, 30, lines, outages))  # a success ends the outage
     later, calls = failing(2)
     assert patiently(later, classify, policy(clock, 30, lines, outages)) == "idea" and len(calls) == 3
+
+
+def test_the_stop_survives_pickling_with_what_failed():
+    import pickle
+
+    from autoresearch.models import Usage
+
+    stop = ProviderUnavailable(Failure("openai", "http://x/v1", "HTTP 429"), START, 60, Usage(requests=1))
+    again = pickle.loads(pickle.dumps(stop))
+    assert str(again) == str(stop) and again.failure == stop.failure and again.usage == stop.usage
