@@ -130,8 +130,12 @@ def run(options: LoopOptions, deployed: bool, wait: bool) -> None:
     with loop_lock(ws.lock_path):
         preflight(ws)
         _configure_prefect()
-        from autoresearch.flows.research_loop import research_loop
+        from prefect.utilities.importtools import import_object
+
+        from autoresearch.deployments.definitions import RESEARCH_LOOP
         from autoresearch.prefect_tuning import local_mode
+
+        research_loop = import_object(RESEARCH_LOOP.entrypoint)  # the same flow a deployment runs
 
         with local_mode():  # no heartbeats, fast retries of SQLite lock conflicts: see prefect_tuning.py
             summary = research_loop(**options.flow_parameters())
