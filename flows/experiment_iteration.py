@@ -18,9 +18,11 @@ from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
 from pydantic import BaseModel
 
+from autoresearch import artifacts as md
 from autoresearch import noise
 from autoresearch.models import Decision, LedgerRow, Proposal
 from autoresearch.monitor import after_iteration
+from autoresearch.secrets import redact
 
 
 class IterationOutcome(BaseModel):
@@ -111,15 +113,16 @@ def _report(
     diff = "" if spec.is_baseline else ws.git.diff(spec.baseline_commit, experiment, ws.config.editable)
     baseline = "—" if spec.baseline_value is None else f"{spec.baseline_value:.6f}"
     parts = [
-        f"## {run_name(spec, proposal.description)}",
-        f"**Decision: {row.status}** — {verdict.reason}",
+        f"## {md.text(run_name(spec, proposal.description))}",
+        f"**Decision: {row.status}** — {md.text(verdict.reason)}",
         f"| commit | {ws.config.metric} | baseline | memory_gb |\n|---|---|---|---|\n"
         f"| `{row.commit}` | {row.value:.6f} | {baseline} | {row.memory_gb:.1f} |",
-        f"**Hypothesis:** {proposal.rationale or proposal.description}",
+        f"**Hypothesis:** {md.text(proposal.rationale or proposal.description)}",
     ]
     parts += _issue4_lines(spec, proposal)
     if diff:
-        parts.append(f"```diff\n{diff}\n```")
+        parts.append(md.fenced(diff, "diff"))
     if tail:
-        parts.append(f"run.log tail (untrusted output):\n```text\n{tail}\n```")
-    create_markdown_artifact("\n\n".join(parts), description=f"iteration {spec.iteration}: {row.description}")
+        parts.append(f"run.log tail (untrusted output):\n{md.fenced(tail)}")
+    description = md.text(f"iteration {spec.iteration}: {row.description}")
+    create_markdown_artifact(redact("\n\n".join(parts)), description=description)  # model text escaped, secrets out
