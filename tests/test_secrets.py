@@ -103,10 +103,10 @@ def test_a_training_that_prints_its_environment_leaks_no_credential(tmp_path: Pa
     }
     agent = f"{sys.executable} {FAKE_AGENT}"
     args = ["run", "--repo", str(repo), "--tag", "leak", "--proposer", "agent", "--agent-command", agent]
-    result = cli(*args, "--iterations", "2", env=env)
+    result = cli(*args, "--iterations", "1", env=env)  # the crash, then its fix
     assert result.returncode == 0, result.stderr
     rows = ledger.read(repo / "results.tsv", "val_bpb")
-    assert [r.status for r in rows] == ["keep", "crash", "keep"]  # baseline, the crash, its fix
+    assert [r.status for r in rows[:2]] == ["keep", "crash"] and rows[2].status != "crash"  # the crash, its fix
 
     baseline_log = next((repo / ".autoresearch" / "logs" / "leak").glob("0000-*.log")).read_text()
     assert "env PATH=" in baseline_log and f"secret read from a file: {REDACTED}" in baseline_log
