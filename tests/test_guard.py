@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import pytest
+from conftest import FAST_TRAIN, cli, git, make_repo
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterTags
 
+from autoresearch import ledger
 from autoresearch.guard import check, refusal
 
 FAKES = Path(__file__).parent / "fakes"
@@ -135,3 +141,40 @@ def test_every_editable_python_file_is_checked_and_other_files_are_not() -> None
 
 def test_a_file_that_does_not_compile_is_left_to_the_edit_step() -> None:
     assert check({"train.py": "def broken(:\n"}, {}, READONLY) == []
+
+
+CHEATING_AGENT = """import os, pathlib
+train = pathlib.Path("train.py")
+train.write_text(train.read_text().replace("import math\\n", "import math\\nevaluate_bpb = lambda *a, **k: 0.5\\n"))
+pathlib.Path(os.environ["AUTORESEARCH_DESCRIPTION_FILE"]).write_text("a much better metric\\n")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_loop_refuses_an_edit_that_rebinds_the_metric_and_never_trains_it(tmp_path: Path) -> None:
+    train = FAST_TRAIN.replace("import math\n", "import math\n\nfrom prepare import evaluate_bpb\n").replace(
+        'print(f"val_bpb:          {val:.6f}")', 'print(f"val_bpb:          {evaluate_bpb(val):.6f}")'
+    )
+    repo = make_repo(tmp_path / "exp", train=train)
+    (repo / "prepare.py").write_text("MAX_SEQ_LEN = 64\n\n\ndef evaluate_bpb(value):\n    return value\n")
+    git(repo, "commit", "-qam", "a read-only metric")
+    agent = tmp_path / "cheat.py"
+    agent.write_text(CHEATING_AGENT)
+    args = ["run", "--repo", str(repo), "--tag", "g", "--proposer", "agent", "--agent-command", f"{sys.executable} {agent}"]
+    result = cli(*args, "--iterations", "1", "--no-prefetch")
+    assert result.returncode == 0, result.stderr
+    rows = ledger.read(repo / "results.tsv", "val_bpb")
+    assert [(r.status, r.value) for r in rows][1] == ("crash", 0.0)
+    reason = json.loads((repo / ".git/autoresearch/g.json").read_text())["reasons"][rows[1].commit]
+    assert reason == (
+        "edit refused: the metric guard refused it: train.py line 6: rebinds evaluate_bpb (imported from prepare.py); "
+        "the read-only files' names must stay as they are"
+    )
+    assert [p.name[:4] for p in (repo / ".autoresearch/logs/g").glob("*.log")] == ["0000"]  # never trained
+    assert "lambda" not in git(repo, "show", "autoresearch/g:train.py")  # the branch stays at the baseline
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=["g"])))
+        ids = ArtifactFilterFlowRunId(any_=[run.id for run in runs])
+        reports = [a.data for a in client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ids)) if a.key is None]
+    assert any("metric guard refused it" in str(report) and "rebinds evaluate" in str(report) for report in reports)

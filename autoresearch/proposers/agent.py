@@ -29,7 +29,7 @@ from autoresearch.models import FileEdit, Proposal, ProposalContext
 from autoresearch.prompt import AGENT_ANSWER, MAX_DESCRIPTION, build_prompt
 from autoresearch.proposers.base import Proposer, register
 from autoresearch.runner import run_command
-from autoresearch.secrets import redact_file
+from autoresearch.secrets import redact, redact_file
 
 DEFAULT_TIMEOUT = 900.0  # seconds for one agent run
 TAIL_BYTES = 64 * 1024
@@ -84,7 +84,7 @@ class AgentProposer(Proposer):
             )
             redact_file(log)
             told = description_file.read_text(encoding="utf-8", errors="replace") if description_file.exists() else ""
-        description, rationale = _description(told, _own_commit_subject(git, scratch, base), log)
+        description, rationale = _description(redact(told), redact(_own_commit_subject(git, scratch, base)), log)
         edits, outside = _changes(git, scratch, base, context.editable_files)
         refused = None
         if outcome.timed_out:
