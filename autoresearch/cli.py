@@ -23,6 +23,7 @@ from rich.table import Table
 from autoresearch import ledger
 from autoresearch.errors import UserError
 from autoresearch.options import DeploymentDefaults, LoopOptions
+from autoresearch.secrets import clean_env
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="karpathy/autoresearch's research loop on Prefect.")
 out = Console()
@@ -59,7 +60,7 @@ def prepare(
     if not (repo / "prepare.py").is_file():
         raise UserError(f"{repo} has no prepare.py; pass --repo an experiment made by `autoresearch init`")
     command = [sys.executable, "prepare.py"] + (["--text-dir", str(text_dir.resolve())] if text_dir else [])
-    code = subprocess.run(command, cwd=repo).returncode
+    code = subprocess.run(command, cwd=repo, env=clean_env()).returncode  # no credentials in an experiment
     if code:
         raise UserError(f"prepare.py failed with exit code {code}; see its output above")
 

@@ -20,10 +20,12 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
 
+from autoresearch import artifacts as md
 from autoresearch import noise
 from autoresearch.iteration import Iteration, IterationOutcome
 from autoresearch.models import LedgerRow
 from autoresearch.monitor import after_iteration
+from autoresearch.secrets import redact
 
 
 def run_name(spec: Iteration, description: str | None = None) -> str:
@@ -123,15 +125,16 @@ def _report(spec: Iteration, measured: IterationOutcome, row: LedgerRow, tail: s
     diff = "" if spec.baseline_value is None else ws.git.diff(spec.baseline_commit, measured.commit, ws.config.editable)
     baseline = "—" if spec.baseline_value is None else f"{spec.baseline_value:.6f}"
     parts = [
-        f"## {run_name(spec, proposal.description)}",
-        f"**Decision: {row.status}** — {measured.verdict.reason}",
+        f"## {md.text(run_name(spec, proposal.description))}",
+        f"**Decision: {row.status}** — {md.text(measured.verdict.reason)}",
         f"| commit | {ws.config.metric} | baseline | memory_gb |\n|---|---|---|---|\n"
         f"| `{row.commit}` | {row.value:.6f} | {baseline} | {row.memory_gb:.1f} |",
-        f"**Hypothesis:** {proposal.rationale or proposal.description}",
+        f"**Hypothesis:** {md.text(proposal.rationale or proposal.description)}",
     ]
     parts += _noise_and_cost_lines(spec, measured)
     if diff:
-        parts.append(f"```diff\n{diff}\n```")
+        parts.append(md.fenced(diff, "diff"))
     if tail:
-        parts.append(f"run.log tail (untrusted output):\n```text\n{tail}\n```")
-    create_markdown_artifact("\n\n".join(parts), description=f"iteration {spec.iteration}: {row.description}")
+        parts.append(f"run.log tail (untrusted output):\n{md.fenced(tail)}")
+    description = md.text(f"iteration {spec.iteration}: {row.description}")
+    create_markdown_artifact(redact("\n\n".join(parts)), description=description)  # model text escaped, secrets out

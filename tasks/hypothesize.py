@@ -12,6 +12,7 @@ from autoresearch.models import CrashReport, LedgerRow, Proposal, ProposalContex
 from autoresearch.prefetch import PREFETCHER, STILL_TRAINING, PrefetchKey, rebase
 from autoresearch.prompt import public_interface
 from autoresearch.proposers import get_proposer
+from autoresearch.secrets import redact
 from autoresearch.workspace import WORK_DIR, Workspace
 
 
@@ -46,6 +47,8 @@ def prefetch_next(spec: Iteration, in_flight: Proposal, commit: str) -> None:
         update={"history": [*context.history, pending], "reasons": {**context.reasons, pending.commit: STILL_TRAINING}}
     )
     proposer = get_proposer(spec.loop.proposer, **spec.loop.proposer_options)
+    if not proposer.prefetch:  # e.g. a coding agent: its work would be thrown away when the baseline moves
+        return
     PREFETCHER.start(_prefetch_key(following), following.baseline_commit, lambda: proposer.propose(context))
 
 
@@ -97,7 +100,7 @@ def _crash_report(ws: Workspace, spec: Iteration) -> CrashReport | None:
         commit=crash.commit,
         description=crash.description,
         reason=crash.reason,
-        log_tail=tail,
+        log_tail=redact(tail),  # the fix prompt never carries a known secret
         attempt=crash.attempt,
         max_attempts=MAX_FIX_ATTEMPTS,
     )

@@ -20,6 +20,7 @@ class ProposerExhausted(UserError):
 class Proposer(ABC):
     name: ClassVar[str]
     can_fix: ClassVar[bool] = False  # may be asked to repair a crashed run
+    prefetch: ClassVar[bool] = True  # may propose the next idea while the current one trains
 
     def __init__(self, **options: Any) -> None:
         self.options = options
