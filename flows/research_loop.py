@@ -11,18 +11,20 @@ from __future__ import annotations
 import time
 from uuid import UUID
 
-from autoresearch.deployments.definitions import EXPERIMENT_ITERATION
+from autoresearch.deployments.definitions import CPU_POOL, EXPERIMENT_ITERATION
 from autoresearch.flows.experiment_iteration import IterationOutcome, experiment_iteration, iteration_tags, run_name
 from autoresearch.tasks.spec import IterationSpec
 from prefect import flow, get_run_logger
-from prefect.runtime import deployment
+from prefect.runtime import deployment, flow_run
+from prefect.states import Cancelled, State
 from pydantic import BaseModel
 
-from autoresearch import followup, ledger, runs
+from autoresearch import followup, ledger, loop_attempts, runs
 from autoresearch.config import parse_duration
 from autoresearch.errors import UserError
 from autoresearch.lock import loop_lock
 from autoresearch.monitor import loop_stopped
+from autoresearch.pool_health import pickup_watcher
 from autoresearch.prefect_tuning import forget_finished_runs
 from autoresearch.proposers import ProposerExhausted, proposer_options
 from autoresearch.setup import reset_to_last_keep, setup_or_resume
@@ -57,16 +59,25 @@ def research_loop(
     agent_command: str | None = None,
     agent_timeout: float | None = None,
     confirm: bool = False,
-) -> LoopSummary:
+) -> LoopSummary | State:
     deployed = deployment.id is not None
     check_parameters(iterations, parallel, remote, deployed, infra_retries)
-    stop_at = time.monotonic() + parse_duration(stop_after) if stop_after else None
     ws = Workspace(repo, tag, {"timeout_seconds": timeout_seconds})
+    earlier = loop_attempts.AttemptProgress(attempt=1, ideas_done=0, elapsed_seconds=0.0)
     if deployed:
+        collision = _other_loop_running(ws)
+        if collision:
+            return collision
         _wait_for_unfinished_iterations(ws)
+        earlier = loop_attempts.progress(flow_run.id, flow_run.run_count)
+        if earlier.attempt > 1:
+            get_run_logger().info(earlier.line(iterations, stop_after))
+    stop_at = time.monotonic() + max(0.0, parse_duration(stop_after) - earlier.elapsed_seconds) if stop_after else None
     iterations_of = IterationRunner(deployed, infra_retries)
     with loop_lock(ws.lock_path):
         plan = setup_or_resume(ws)
+        if deployed:
+            loop_attempts.name_and_tag(flow_run.id, ws.tag, plan.loop_id)
         for note in plan.notes:
             get_run_logger().info(note)
         spec = IterationSpec(
@@ -88,7 +99,7 @@ def research_loop(
         )
         spec = followup.first_spec(ws, spec)  # sigma, and a noise repeat if one is due
         try:
-            done, stopped = _iterate(ws, spec, iterations_of, iterations, parallel, stop_at)
+            done, stopped = _iterate(ws, spec, iterations_of, iterations, parallel, stop_at, earlier.ideas_done)
         except BaseException as exc:
             if not isinstance(exc, Exception):  # Ctrl-C, or SIGTERM (Prefect raises TerminationSignal)
                 iterations_of.cancel_unfinished()
@@ -126,9 +137,14 @@ def check_parameters(iterations: int | None, parallel: int, remote: str | None, 
 
 
 def _iterate(
-    ws: Workspace, spec: IterationSpec, runner: IterationRunner, iterations: int | None, parallel: int, stop_at: float | None
+    ws: Workspace,
+    spec: IterationSpec,
+    runner: IterationRunner,
+    iterations: int | None,
+    parallel: int,
+    stop_at: float | None,
+    done: int = 0,  # ideas finished by earlier attempts of this run
 ) -> tuple[int, str]:
-    done = 0
     while True:
         extra = spec.is_baseline or spec.resume_commit or spec.fix_of or spec.noise_repeat  # not a new idea
         if not extra:
@@ -191,7 +207,7 @@ class IterationRunner:
     def _finish(self, run_id: UUID) -> IterationOutcome:
         """Wait for the run; an infrastructure failure is retried (the UI's own Retry call) a few times."""
         for attempt in range(self.infra_retries + 1):
-            run = runs.wait(run_id)
+            run = runs.wait(run_id, on_slow_pickup=pickup_watcher(CPU_POOL))
             try:
                 return runs.result(run)
             except runs.RunFailed as exc:
@@ -207,6 +223,18 @@ class IterationRunner:
     def cancel_unfinished(self) -> None:
         for run_id in self.unfinished:
             runs.cancel(run_id, "the research loop was stopped")
+
+
+def _other_loop_running(ws: Workspace) -> State | None:
+    """A run of this loop (same repo and tag) is still going, e.g. a schedule fired before the last one
+    ended: this run ends Cancelled, naming it, and touches nothing."""
+    state = ws.load_state()
+    other = loop_attempts.running_loop(state["loop_id"], flow_run.id) if state else None
+    if other is None:
+        return None
+    message = f"the loop {other.name} ({runs.ui_url(other.id)}) is still running on {ws.root}; this run did nothing"
+    get_run_logger().warning(message)
+    return Cancelled(message=message)
 
 
 def _wait_for_unfinished_iterations(ws: Workspace) -> None:

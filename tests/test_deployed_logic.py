@@ -71,3 +71,22 @@ def test_only_the_best_keep_of_a_round_wins_and_ties_go_to_the_earlier_iteration
     ]
     tied = [candidate(7, "keep", 0.9), candidate(8, "keep", 0.9)]
     assert [round_decision(c, tied, "minimize").status for c in tied] == ["keep", "discard"]
+
+
+def test_only_new_ideas_count_toward_iterations_across_attempts():
+    from autoresearch.loop_attempts import AttemptProgress, is_idea
+
+    assert is_idea({"baseline_value": 1.0}) and is_idea({"baseline_value": 1.0, "resume_commit": "abc"})
+    assert not is_idea({"baseline_value": None})  # the baseline run
+    assert not is_idea({"baseline_value": 1.0, "fix_of": {"commit": "abc"}})
+    assert not is_idea({"baseline_value": 1.0, "noise_repeat": 0})
+    line = AttemptProgress(attempt=2, ideas_done=1, elapsed_seconds=61.4).line(2, "10m")
+    assert line.startswith("attempt 2 of this loop run: earlier attempts finished 1 idea(s) of --iterations 2")
+    assert "61 s of --stop-after 10m used" in line
+
+
+def test_a_pool_without_workers_is_named_with_what_to_do():
+    from autoresearch.pool_health import no_worker_message
+
+    line = no_worker_message("gpu", "t · iter 0003 · train abc1234", 185.2)
+    assert "no live worker on pool 'gpu'" in line and "185 s" in line and "autoresearch worker" in line
