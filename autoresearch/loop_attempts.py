@@ -88,9 +88,9 @@ def name_and_tag(run_id: UUID, tag: str, loop_id: str) -> None:
         client.update_flow_run(run_id, name=loop_run_name(tag), tags=tags)
 
 
-def running_loop(loop_id: str, me: UUID) -> Any | None:
+def running_loop(loop_id: str, me: UUID | str) -> Any | None:
     """Another research-loop run of the same loop (same repo and tag) that is still going, or None."""
     from autoresearch import runs
 
     others = runs.find(LOOP_FLOW, f"loop-{loop_id}", (StateType.PENDING, StateType.RUNNING, StateType.CANCELLING))
-    return next((run for run in others if run.id != me), None)
+    return next((run for run in others if str(run.id) != str(me)), None)

@@ -31,9 +31,8 @@ from bench.stack import CLI, prefect_stack  # noqa: E402
 SLOTS = 2
 MAX_TRAIN_SECONDS = 5.0
 SAMPLE_SECONDS = 10.0
-RANDOM_TRAINER = (
-    "FAKE_TRAIN_SECONDS=$({python} -c 'import random; print(random.uniform(0, %s))') {python} train.py" % MAX_TRAIN_SECONDS
-)
+RANDOM_SECONDS = f"$({{python}} -c 'import random; print(random.uniform(0, {MAX_TRAIN_SECONDS}))')"
+RANDOM_TRAINER = f"FAKE_TRAIN_SECONDS={RANDOM_SECONDS} {{python}} train.py"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,8 @@ still going ends Cancelled instead of starting a second loop on the same repo.
 
 from __future__ import annotations
 
+import io
+from contextlib import redirect_stdout
 from typing import Any
 
 from autoresearch.deployments.definitions import DEPLOYMENT_NAME, DEPLOYMENTS, POOLS, RESEARCH_LOOP, DeploymentDefinition
@@ -46,9 +48,10 @@ def deploy(loop_parameters: dict[str, Any] | None = None, schedule: str | None =
         built = [
             _build(d, loop_parameters if d is RESEARCH_LOOP else None, cron if d is RESEARCH_LOOP else None) for d in definitions
         ]
-        deployed = prefect_deploy(
-            *built, work_pool_name=pool, build=False, push=False, print_next_steps_message=False, ignore_warnings=True
-        )
+        with redirect_stdout(io.StringIO()):  # its own table: the CLI prints one line per deployment instead
+            deployed = prefect_deploy(
+                *built, work_pool_name=pool, build=False, push=False, print_next_steps_message=False, ignore_warnings=True
+            )
         ids.update({d.full_name: str(i) for d, i in zip(definitions, deployed, strict=True)})
     return DeployResult(pools=list(POOLS), deployments={d.full_name: ids[d.full_name] for d in DEPLOYMENTS}, schedule=schedule)
 
