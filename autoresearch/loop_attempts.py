@@ -45,8 +45,10 @@ class AttemptProgress(BaseModel):
 
 
 def is_idea(spec: dict[str, Any]) -> bool:
-    """An iteration that counts toward --iterations: not the baseline, a crash fix or a noise repeat."""
-    return spec.get("baseline_value") is not None and not spec.get("fix_of") and spec.get("noise_repeat") is None
+    """An iteration that counts toward --iterations (a new or resumed idea; not a baseline, fix or noise repeat)."""
+    from autoresearch.iteration import Iteration
+
+    return Iteration.model_validate(spec).counts
 
 
 def progress(loop_run_id: UUID, attempt: int, now: datetime | None = None) -> AttemptProgress:

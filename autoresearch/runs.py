@@ -1,7 +1,7 @@
 """Deployment runs seen from the side that starts them: start, wait (with our own deadline), cancel, retry.
 
 Prefect's own timeouts do not kill a deployment run's processes and run_deployment's timeout only stops
-waiting (shared/PREFECT_FACTS.md), so the deadline is enforced here: past it, the run is set to
+waiting, so the deadline is enforced here: past it, the run is set to
 Cancelling, which makes a live process worker kill the run's whole process group.
 """
 
@@ -82,7 +82,7 @@ def cancel(run_id: UUID, message: str) -> None:
 
 
 def retry(run_id: UUID) -> None:
-    """What the UI's Retry button does (shared/PREFECT_FACTS.md)."""
+    """What the UI's Retry button does: the run goes back to Scheduled (AwaitingRetry) and a worker picks it up."""
     set_state(run_id, StateType.SCHEDULED, "AwaitingRetry", "Retry from autoresearch")
 
 

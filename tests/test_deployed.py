@@ -256,7 +256,7 @@ def test_worker_killed_mid_training_then_retried_through_the_api(workers, tmp_pa
     [iteration] = flow_runs("experiment-iteration", "kill")
     assert iteration.state.is_failed()
 
-    time.sleep(3)  # a retry within ~1.5 s of a crash can be overwritten (PREFECT_FACTS)
+    time.sleep(3)  # a retry within ~1.5 s of a crash can be overwritten by the worker
     runs.retry(iteration.id)  # what the UI's Retry button sends
     assert runs.wait(iteration.id).state.is_completed()
     check_invariants(repo, "kill", 1)

@@ -29,17 +29,6 @@ class Proposer(ABC):
         """Return one focused idea for the next experiment."""
 
 
-def proposer_options(
-    model: str | None = None,
-    api_key_secret: str | None = None,
-    agent_command: str | None = None,
-    agent_timeout: float | None = None,
-) -> dict[str, Any]:
-    """The CLI flags / flow parameters that configure a proposer, as JSON-serializable options (None dropped)."""
-    given = {"model": model, "api_key_secret": api_key_secret, "agent_command": agent_command, "agent_timeout": agent_timeout}
-    return {key: value for key, value in given.items() if value is not None}
-
-
 def register(cls: type[Proposer]) -> type[Proposer]:
     _REGISTRY[cls.name] = cls
     return cls
