@@ -151,9 +151,12 @@ def _print_summary(summary) -> None:
 def _run_deployed(parameters: dict, wait: bool) -> None:
     from autoresearch import runs
     from autoresearch.deployments.definitions import RESEARCH_LOOP
+    from autoresearch.loop_attempts import loop_run_name, loop_tags
+    from autoresearch.workspace import default_tag
 
     _require_server()
-    run_id = runs.start(RESEARCH_LOOP.full_name, parameters, as_subflow=False)
+    tag = parameters.get("tag") or default_tag()  # named and tagged from its first log line on
+    run_id = runs.start(RESEARCH_LOOP.full_name, parameters, name=loop_run_name(tag), tags=loop_tags(tag), as_subflow=False)
     out.print(f"started {RESEARCH_LOOP.full_name} run {run_id}: {runs.ui_url(run_id)}")
     if wait:
         try:
