@@ -41,6 +41,9 @@ class ExperimentConfig(BaseModel):
     seed: int = 0
     proposer_timeout_seconds: float = Field(180, gt=0)  # one model request (autoresearch/patience.py)
     proposer_patience_seconds: float = Field(1800, ge=0)  # provider failures this long stop the loop (exit 3)
+    env_drop: list[str] = Field(default_factory=list)  # variables kept out of experiments, besides *_API_KEY etc.
+    agent_env: list[str] = Field(default_factory=list)  # credentials the agent CLI keeps (its own API key)
+    protected_names: list[str] = Field(default_factory=list)  # metric guard; empty: all read-only imports
 
     @field_validator("editable", "readonly")
     @classmethod

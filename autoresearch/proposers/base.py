@@ -20,6 +20,7 @@ class ProposerExhausted(UserError):
 class Proposer(ABC):
     name: ClassVar[str]
     can_fix: ClassVar[bool] = False  # may be asked to repair a crashed run
+    prefetch: ClassVar[bool] = True  # may propose the next idea while the current one trains
 
     def __init__(self, **options: Any) -> None:
         self.options = options
@@ -31,17 +32,6 @@ class Proposer(ABC):
     def check(self) -> None:
         """Before the loop starts: raise UserError (one line) if this proposer cannot work as configured."""
         return None
-
-
-def proposer_options(
-    model: str | None = None,
-    api_key_secret: str | None = None,
-    agent_command: str | None = None,
-    agent_timeout: float | None = None,
-) -> dict[str, Any]:
-    """The CLI flags / flow parameters that configure a proposer, as JSON-serializable options (None dropped)."""
-    given = {"model": model, "api_key_secret": api_key_secret, "agent_command": agent_command, "agent_timeout": agent_timeout}
-    return {key: value for key, value in given.items() if value is not None}
 
 
 def register(cls: type[Proposer]) -> type[Proposer]:
