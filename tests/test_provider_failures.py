@@ -25,6 +25,7 @@ from autoresearch import ledger
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 MODEL = "openai-chat:fake-model"
+STOP_AFTER = 60  # seconds: --stop-after of the test that ends a loop while a prefetch hangs
 KEY = "sk-test-0123456789"
 LR_LINE = "LEARNING_RATE = 0.04  # learning rate\n"
 GOOD = {
@@ -214,14 +215,17 @@ def test_a_signal_while_the_proposal_hangs_exits_within_seconds(repo: Path, sign
 
 
 def test_the_process_exits_soon_after_the_loop_ends_with_a_prefetch_hanging(tmp_path: Path):
-    # the baseline trains 1 s, the first idea 25 s: the prefetch for a second idea starts (1 s left before the
-    # stop time, by the last training) and hangs; the loop ends at the stop time and must not wait for it
+    # the baseline trains 1 s; the first idea trains until the stop time has surely passed. The prefetch for a
+    # second idea starts with it (by the last training, this one ends in time) and hangs; the loop ends at the
+    # stop time and must not wait for it
+    go = tmp_path / "go"
     train = FAST_TRAIN.replace(
-        'time.sleep(float(os.environ.get("FAKE_TRAIN_SECONDS", "0")))', "time.sleep(1 if LEARNING_RATE == 0.04 else 25)"
+        'time.sleep(float(os.environ.get("FAKE_TRAIN_SECONDS", "0")))',
+        f"time.sleep(1)\nwhile LEARNING_RATE != 0.04 and not os.path.exists({str(go)!r}):\n    time.sleep(0.2)",
     )
     repo = make_repo(tmp_path / "exp", train=train)
     with FakeOpenAI([{"reply": GOOD}, {"hang": True}]) as fake:
-        process = _start(repo, fake.url, "--stop-after", "20s")
+        process = _start(repo, fake.url, "--stop-after", f"{STOP_AFTER}s", "--timeout", "300")
         ended: list[float] = []
 
         def watch() -> None:
@@ -231,12 +235,15 @@ def test_the_process_exits_soon_after_the_loop_ends_with_a_prefetch_hanging(tmp_
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
+        _wait_for(lambda: len(fake.proposals()) == 2 or process.poll() is not None, timeout=200)
+        time.sleep(STOP_AFTER)  # the loop started before the prefetch did: its stop time has passed now
+        go.write_text("go")
         process.wait(timeout=200)
         exited = time.monotonic()
         watcher.join(timeout=5)
         err = process.stderr.read()
     assert process.returncode == 0, err[-3000:]
-    assert len(fake.proposals()) == 2 and ended  # the second idea was being prefetched when the loop ended
+    assert len(fake.proposals()) == 2 and ended, err[-3000:]  # the second idea was prefetched when the loop ended
     print(f"exit {exited - ended[0]:.1f} s after the summary")
     assert exited - ended[0] < 15
     assert rows(repo) == [("baseline", "keep"), ("LEARNING_RATE 0.04 -> 0.1", "keep")]
