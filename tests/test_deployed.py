@@ -19,7 +19,12 @@ from prefect.client.orchestration import get_client
 from autoresearch import ledger, runs
 
 WORKER_HOME = SESSION_DIR / "worker-home"  # where GPU workers keep their clones of remote repos
-WORKER_ENV = {"PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "1", "AUTORESEARCH_HOME": str(WORKER_HOME)}
+WORKER_ENV = {
+    "PREFECT_WORKER_QUERY_SECONDS": "1",
+    "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+    "AUTORESEARCH_HOME": str(WORKER_HOME),
+    "PREFECT_LOGGING_LEVEL": "INFO",  # the runs' info lines reach the API, as in production
+}
 
 
 @pytest.fixture(scope="module")
