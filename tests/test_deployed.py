@@ -173,13 +173,13 @@ def test_a_loop_run_that_collides_with_a_running_loop_on_the_same_repo_ends_canc
     """A schedule firing while the last loop still runs: Prefect's limit (CANCEL_NEW) or our own check cancels it."""
     repo = make_repo(
         tmp_path / "exp",
-        config=f'command = "FAKE_TRAIN_SECONDS=8 {{python}} train.py"\ndata_check = "{tmp_path}"\ntimeout_seconds = 60\n',
+        config=f'command = "FAKE_TRAIN_SECONDS=20 {{python}} train.py"\ndata_check = "{tmp_path}"\ntimeout_seconds = 60\n',
     )
     parameters = {"repo": str(repo), "tag": "busy", "iterations": 1}
     try:
         assert cli("deploy", "--repo", str(repo), "--schedule", "0 3 1 1 *").returncode == 0  # one loop at a time
         running = runs.start(RESEARCH_LOOP.full_name, parameters, as_subflow=False)
-        _wait_for(lambda: [r for r in flow_runs("train-on-gpu", "busy") if r.state.is_running()], 120)
+        _wait_for(lambda: [r for r in flow_runs("train-on-gpu", "busy") if r.state.is_running()], 600)
         by_prefect = runs.wait(runs.start(RESEARCH_LOOP.full_name, parameters, as_subflow=False))
         assert by_prefect.state.is_cancelled(), by_prefect.state
     finally:
