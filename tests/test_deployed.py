@@ -198,7 +198,7 @@ def test_a_pool_without_live_workers_is_named_in_the_log_and_as_an_event(workers
 
     with get_client(sync_client=True) as client:
         client.create_work_pool(WorkPoolCreate(name="empty-pool", type="process"), overwrite=True)
-    waiting = flow_runs("research-loop", "again")[0]  # any run stands in for the one that waits
+    waiting = flow_runs("research-loop", "busy")[0]  # any run stands in for the one that waits
     line = check_pickup("empty-pool", waiting, 240)
     assert "no live worker on pool 'empty-pool'" in line and "240 s" in line
     assert "live worker(s), all busy" in check_pickup("cpu", waiting, 240)  # the workers fixture's cpu worker
