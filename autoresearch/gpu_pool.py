@@ -10,7 +10,7 @@ from prefect.client.schemas.objects import FlowRun
 from autoresearch import runs
 from autoresearch.deployments.definitions import GPU_POOL, TRAIN_ON_GPU
 from autoresearch.errors import UserError
-from autoresearch.gitops import Git
+from autoresearch.gitops import Git, GitFailed
 from autoresearch.training_job import TrainReport, TrainRequest
 
 # The worker's own hard timeout fires at timeout_seconds; past this much more, the worker is presumed gone.
@@ -32,7 +32,7 @@ def publish_commit(git: Git, request: TrainRequest) -> None:
     assert request.remote
     try:
         git.run("push", "-q", "--no-verify", request.remote, f"{request.commit}:{request.ref}")
-    except RuntimeError as exc:
+    except GitFailed as exc:
         raise UserError(
             f"could not push {request.commit[:7]} to --remote {request.remote} ({exc}); check the URL and access"
         ) from None

@@ -6,7 +6,6 @@ from autoresearch.proposers.base import (
     available,
     get_proposer,
     proposer_options,
-    register,
 )
 
-__all__ = ["Proposer", "ProposerExhausted", "available", "get_proposer", "proposer_options", "register"]
+__all__ = ["Proposer", "ProposerExhausted", "available", "get_proposer", "proposer_options"]

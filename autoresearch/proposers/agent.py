@@ -22,14 +22,13 @@ from autoresearch.errors import UserError
 from autoresearch.gitops import Git
 from autoresearch.models import FileEdit, Proposal, ProposalContext
 from autoresearch.prompt import AGENT_ANSWER, MAX_DESCRIPTION, build_prompt
-from autoresearch.proposers.base import Proposer, register
+from autoresearch.proposers.base import Proposer
 from autoresearch.runner import run_command
 
 DEFAULT_TIMEOUT = 900.0  # seconds for one agent run
 TAIL_BYTES = 64 * 1024
 
 
-@register
 class AgentProposer(Proposer):
     """Runs a coding agent in a scratch checkout and turns what it changed into a Proposal."""
 
