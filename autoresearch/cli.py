@@ -140,7 +140,7 @@ def run(
         from autoresearch.flows.research_loop import research_loop
         from autoresearch.prefect_tuning import local_mode
 
-        with local_mode():  # no heartbeats, fast retries of SQLite lock conflicts: see prefect_tuning.py
+        with local_mode():  # no heartbeats, batched server writes: see prefect_tuning.py
             summary = research_loop(**parameters)
     _print_summary(summary)
 

@@ -59,11 +59,9 @@ class Git:
 
     def _fallback_identity(self) -> dict[str, str]:
         """Author/committer variables for the identity keys that neither git config nor the environment sets."""
-        reader = self.repo.config_reader()
         env: dict[str, str] = {}
         for key, value in FALLBACK_IDENTITY.items():
-            section, option = key.split(".")
-            if not reader.has_option(section, option):
+            if not self.ok("config", "--get", key):  # git's own lookup: system, global, repo, GIT_CONFIG_*
                 env.update({name: value for name in IDENTITY_ENV[key] if name not in os.environ})
         return env
 
