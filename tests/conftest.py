@@ -58,7 +58,7 @@ def _serve(database: dict[str, str]):
         start_new_session=True,
         env={**os.environ, **database},
     )
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 300  # generous: a loaded 2-core machine starts it slowly
     while True:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/api/health", timeout=2) as response:
