@@ -146,6 +146,18 @@ def cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: f
     )
 
 
+def install_proposer(directory: Path, name: str, target: str) -> Path:
+    """A real `autoresearch.proposers` entry point (`name = module:Class`): a dist-info in `directory`.
+
+    Put `directory` on sys.path (monkeypatch.syspath_prepend) or PYTHONPATH for the proposer to be found.
+    """
+    info = directory / f"autoresearch_test_{name.replace('-', '_')}-0.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: autoresearch-test-{name}\nVersion: 0\n")
+    (info / "entry_points.txt").write_text(f"[autoresearch.proposers]\n{name} = {target}\n")
+    return directory
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "exp")
