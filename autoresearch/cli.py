@@ -67,7 +67,7 @@ def run(
     iterations: Annotated[
         int | None, typer.Option(help="Experiments to run now (baseline not counted). Default: forever.")
     ] = None,
-    proposer: Annotated[str, typer.Option(help="Where ideas come from: mutate (offline), llm or agent.")] = "mutate",
+    proposer: Annotated[str, typer.Option(help="Where ideas come from: mutate or optuna (offline), llm or agent.")] = "mutate",
     time_budget: Annotated[int | None, typer.Option(help="Training seconds per run (AUTORESEARCH_TIME_BUDGET).")] = None,
     timeout: Annotated[float | None, typer.Option(help="Hard limit per training run, seconds (default 600).")] = None,
     parallel: Annotated[int, typer.Option(help="Candidates per round, each on its own GPU slot (deployed mode).")] = 1,
