@@ -126,6 +126,8 @@ def test_a_real_loop_with_optuna_resumes_from_results_tsv(repo: Path):
     study, _, told = build_study(final, constants)
     assert told == 6
     for ledger_row, trial in zip(rows, study.trials, strict=True):
-        ran = {c.name: c.value for c in find_all_constants({"train.py": git(repo, "show", f"{ledger_row.commit}:train.py") + "\n"})}
+        ran = {
+            c.name: c.value for c in find_all_constants({"train.py": git(repo, "show", f"{ledger_row.commit}:train.py") + "\n"})
+        }
         assert trial.params == pytest.approx(ran, rel=1e-3)
         assert trial.value == pytest.approx(ledger_row.value)

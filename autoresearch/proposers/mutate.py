@@ -16,6 +16,9 @@ Step table (rank 0 is tried first; both directions of a rank are equally near, o
 
 New floats are rounded to 4 significant digits and written like the old literal (scientific stays
 scientific). Widen the table below to give the loop more room before ProposerExhausted.
+
+`search_range` turns the same table into an absolute box per constant (SPAN_STEPS widest steps either
+side of its start, the same bounds) for optimizers that search one, such as the optuna proposer.
 """
 
 from __future__ import annotations
@@ -287,8 +290,8 @@ def search_range(constant: Constant) -> SearchRange:
     """The box around a constant's start value, inside the same bounds as the step table (sign, [0, 1), >= 1)."""
     value = constant.value
     if constant.kind == "power":
-        exponent = power_parts(constant.text)[2]
-        return SearchRange(max(0, exponent - SPAN_STEPS * EXPONENT_STEPS[-1]), exponent + SPAN_STEPS * EXPONENT_STEPS[-1], True, False)
+        exponent, reach = power_parts(constant.text)[2], SPAN_STEPS * EXPONENT_STEPS[-1]
+        return SearchRange(max(0, exponent - reach), exponent + reach, True, False)
     if constant.kind == "int":
         if abs(value) < SMALL_INT_LIMIT:
             low, high = value - SPAN_STEPS * SMALL_INT_STEPS[-1], value + SPAN_STEPS * SMALL_INT_STEPS[-1]

@@ -130,7 +130,7 @@ def _inside(param: Number, box: SearchRange) -> Number | None:
     return None
 
 
-def _trial(told: Told, constants: dict[str, Constant], boxes: dict[str, SearchRange]) -> Any:
+def _trial(told: Told, constants: dict[str, Constant], boxes: dict[str, SearchRange], space: dict[str, Any]) -> Any:
     import optuna
 
     params = {}
@@ -140,8 +140,7 @@ def _trial(told: Told, constants: dict[str, Constant], boxes: dict[str, SearchRa
             return None
         params[name] = int(inside) if boxes[name].integer else float(inside)
     state = optuna.trial.TrialState.FAIL if told.value is None else optuna.trial.TrialState.COMPLETE
-    dists = {name: distribution(box) for name, box in boxes.items()}
-    return optuna.trial.create_trial(params=params, distributions=dists, value=told.value, state=state)
+    return optuna.trial.create_trial(params=params, distributions=space, value=told.value, state=state)
 
 
 def _sampler_seed(context: ProposalContext) -> int:
@@ -161,7 +160,8 @@ def build_study(context: ProposalContext, constants: list[Constant]) -> tuple[op
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(seed=_sampler_seed(context), n_startup_trials=STARTUP_TRIALS, multivariate=True)
     study = optuna.create_study(direction=context.direction, sampler=sampler)
-    trials = [t for t in (_trial(x, by_name, boxes) for x in told) if t is not None]
+    space = {name: distribution(box) for name, box in boxes.items()}
+    trials = [t for t in (_trial(x, by_name, boxes, space) for x in told) if t is not None]
     study.add_trials(trials)
     return study, boxes, len(trials)
 
@@ -174,10 +174,11 @@ def _at_start(constant: Constant, value: Number) -> Constant:
 
 def suggest(study: optuna.Study, boxes: dict[str, SearchRange], constants: list[Constant]) -> dict[str, str]:
     """New literals for the constants that change: a suggestion unlike the baseline and every told point."""
-    seen = {tuple(sorted(t.params.items())) for t in study.trials}
+    seen = {tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False)}
     fallback: dict[str, str] = {}
+    space = {name: distribution(box) for name, box in boxes.items()}
     for _ in range(MAX_ASKS):
-        trial = study.ask({name: distribution(box) for name, box in boxes.items()})
+        trial = study.ask(space)
         texts = {c.name: literal(c, trial.params[c.name]) for c in constants}
         changed = {c.name: texts[c.name] for c in constants if evaluate_text(texts[c.name]) != c.value}
         if not changed:
