@@ -102,14 +102,18 @@ class Setting:
     proposer: str
     noise_repeats: int = 0
     confirm: bool = False
+    small_gain: float = SMALL_GAIN  # 0.01: twice the noisy sigma, as if the user knew it
+    big_gain: float = BIG_GAIN
 
 
 SETTINGS = (
     Setting("mutate", "mutate"),
     Setting("mutate, noise_repeats 2", "mutate", noise_repeats=2),
+    Setting("mutate, noise_repeats 5", "mutate", noise_repeats=5),
     Setting("mutate, --confirm", "mutate", confirm=True),
     Setting("mutate, noise_repeats 2, --confirm", "mutate", noise_repeats=2, confirm=True),
     Setting("mutate, noise_repeats 5, --confirm", "mutate", noise_repeats=5, confirm=True),
+    Setting("mutate, small_gain = big_gain = 0.01, --confirm", "mutate", confirm=True, small_gain=0.01, big_gain=0.01),
     Setting("optuna", "optuna"),
     Setting("optuna, --confirm", "optuna", confirm=True),
     Setting("optuna, noise_repeats 2, --confirm", "optuna", noise_repeats=2, confirm=True),
@@ -192,7 +196,7 @@ class Experiment:
         return round(value, 6), truth
 
     def decide(self, old: str, new: str, value: float) -> Decision:
-        small, big = noise.thresholds(SMALL_GAIN, BIG_GAIN, self.sigma_hat)
+        small, big = noise.thresholds(self.setting.small_gain, self.setting.big_gain, self.sigma_hat)
         return decision.decide(
             new=round(value, 6),
             baseline=self.baseline_value,
