@@ -7,6 +7,7 @@ $AUTORESEARCH_SCREENSHOTS.
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import threading
@@ -73,7 +74,8 @@ def by_key(artifacts: list, key: str):
 def decision(artifacts: list) -> str:
     """The decision line of an iteration's own report (the markdown artifact without a key)."""
     report = next(a for a in artifacts if a.key is None and a.type == "markdown")
-    return re.search(r"\*\*Decision: \w+\*\* — (.+)", report.data)[1]
+    escaped = re.search(r"\*\*Decision: \w+\*\* — (.+)", report.data)[1]
+    return html.unescape(re.sub(r"\\(.)", r"\1", escaped))  # as the page shows it: model text is escaped
 
 
 def test_every_iteration_publishes_the_ledger_the_summary_and_its_training_progress(night: Night):
