@@ -12,7 +12,7 @@ its own) and `interacting` (MATRIX_LR's optimum moves with BATCH_SIZE, EMBED_LR'
 How the loop is driven: in this process, with the product's own pieces and none of its orchestration.
 Each iteration asks the real proposer (ProposalContext as the hypothesize task builds it), applies the
 edits with autoresearch.edits, runs train.py's source in-process (exec, output to a run.log that
-autoresearch.metrics.extract reads), decides with autoresearch.decision and autoresearch.noise (the
+autoresearch.metrics.extract reads), decides with autoresearch.decision.judge and autoresearch.noise (the
 same thresholds, noise repeats and --confirm rules as the experiment-iteration flow) and appends the row
 to a real results.tsv with autoresearch.ledger; the next proposal reads it back. Git and Prefect are
 left out: a full flow costs about a second per iteration, and 3,000+ iterations must fit in minutes.
@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from autoresearch import decision, ledger, noise
+from autoresearch.config import ExperimentConfig
 from autoresearch.edits import apply_edits
 from autoresearch.metrics import extract
 from autoresearch.models import Decision, LedgerRow, ProposalContext
@@ -172,6 +173,9 @@ class Experiment:
 
     def __init__(self, workdir: Path, problem: str, setting: Setting, sigma: float, seed: int) -> None:
         self.setting, self.seed = setting, seed
+        self.config = ExperimentConfig(
+            small_gain=setting.small_gain, big_gain=setting.big_gain, major_lines=MAJOR_LINES, noise_repeats=setting.noise_repeats
+        )
         self.train = Trainer(workdir, sigma, seed)
         self.files = {"train.py": PROBLEMS[problem]}
         self.path = workdir / "results.tsv"
@@ -196,15 +200,7 @@ class Experiment:
         return round(value, 6), truth
 
     def decide(self, old: str, new: str, value: float) -> Decision:
-        small, big = noise.thresholds(self.setting.small_gain, self.setting.big_gain, self.sigma_hat)
-        return decision.decide(
-            new=round(value, 6),
-            baseline=self.baseline_value,
-            complexity=complexity(old, new),
-            big_gain=big,
-            small_gain=small,
-            major_lines=MAJOR_LINES,
-        )
+        return decision.judge(round(value, 6), self.baseline_value, complexity(old, new), self.config, self.sigma_hat)
 
     def iterate(self, proposer, iteration: int) -> None:
         history = ledger.read(self.path, METRIC)
