@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -131,3 +133,14 @@ def test_a_real_loop_with_optuna_resumes_from_results_tsv(repo: Path):
         }
         assert trial.params == pytest.approx(ran, rel=1e-3)
         assert trial.value == pytest.approx(ledger_row.value)
+
+
+def test_without_optuna_installed_it_says_what_to_install():
+    script = (
+        "import sys; sys.modules['optuna'] = None\n"  # as if the extra were not installed
+        "from autoresearch.errors import UserError\n"
+        "from autoresearch.proposers import get_proposer\n"
+        "try:\n    get_proposer('optuna')\nexcept UserError as exc:\n    print(exc)\n"
+    )
+    shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert shown.stdout.strip().startswith("the optuna proposer needs optuna: pip install optuna"), shown.stderr

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 STARTUP_TRIALS = 8  # random suggestions before TPE models the ledger (the baseline counts as one)
 MAX_ASKS = 20  # suggestions drawn per proposal until one differs from the baseline and from every told point
 CLIP_TOLERANCE = 1e-3  # a told value this close (relative) outside the box is moved onto its edge
-MISSING = "optuna is not installed: pip install 'autoresearch-prefect[optuna]'"
+MISSING = "the optuna proposer needs optuna: pip install optuna (or pip install -e '.[optuna]' in this project)"
 
 Point = dict[str, Number]  # constant name -> value (not parameter)
 
@@ -195,11 +195,15 @@ class OptunaProposer(Proposer):
 
     name = "optuna"
 
-    def propose(self, context: ProposalContext) -> Proposal:
+    def __init__(self, **options: Any) -> None:
+        """Fails here, when the CLI checks its flags, rather than mid-loop, if optuna is not installed."""
         try:
             import optuna  # noqa: F401
         except ImportError:
             raise UserError(MISSING) from None
+        super().__init__(**options)
+
+    def propose(self, context: ProposalContext) -> Proposal:
         constants = find_all_constants(context.editable_files)
         if not constants:
             files = ", ".join(sorted(context.editable_files)) or "(no editable files)"
