@@ -19,7 +19,7 @@ from bench import idle, overhead, search, soak, soak_deployed
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run every benchmark.")
     parser.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run, numbers are noisier)")
-    parser.add_argument("--long", action="store_true", help="also idle time at a 300 s budget, the deployed soak and search quality")
+    parser.add_argument("--long", action="store_true", help="also: idle at 300 s, deployed soak, search quality")
     args = parser.parse_args()
     print("== overhead: seconds per iteration beyond training, bash vs autoresearch")
     overhead.main(["--iterations", "5" if args.quick else "20"])
