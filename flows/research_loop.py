@@ -11,13 +11,14 @@ from __future__ import annotations
 import time
 from uuid import UUID
 
-from autoresearch.deployments.definitions import EXPERIMENT_ITERATION
+from autoresearch.deployments.definitions import CPU_POOL, EXPERIMENT_ITERATION
 from autoresearch.flows.experiment_iteration import experiment_iteration, finish, iteration_tags, run_name
 from prefect import flow, get_run_logger
-from prefect.runtime import deployment
+from prefect.runtime import deployment, flow_run
+from prefect.states import Cancelled, State
 from pydantic import BaseModel
 
-from autoresearch import ledger, noise, rounds, runs
+from autoresearch import ledger, loop_attempts, noise, rounds, runs
 from autoresearch.config import parse_duration
 from autoresearch.errors import UserError
 from autoresearch.iteration import (
@@ -36,6 +37,7 @@ from autoresearch.lock import loop_lock
 from autoresearch.models import LedgerRow
 from autoresearch.monitor import loop_stopped
 from autoresearch.options import LoopOptions
+from autoresearch.pool_health import pickup_watcher
 from autoresearch.prefect_tuning import forget_finished_runs
 from autoresearch.proposers import ProposerExhausted, get_proposer
 from autoresearch.setup import LoopPlan, reset_to_last_keep, setup_or_resume
@@ -70,7 +72,7 @@ def research_loop(
     agent_command: str | None = None,
     agent_timeout: float | None = None,
     confirm: bool = False,
-) -> LoopSummary:
+) -> LoopSummary | State:
     """The parameters are LoopOptions' fields (autoresearch/options.py), checked there."""
     options = LoopOptions(**locals())
     deployed = deployment.id is not None
@@ -78,19 +80,29 @@ def research_loop(
     return run_loop(options, deployed)
 
 
-def run_loop(options: LoopOptions, deployed: bool) -> LoopSummary:
-    stop_at = time.monotonic() + parse_duration(options.stop_after) if options.stop_after else None
+def run_loop(options: LoopOptions, deployed: bool) -> LoopSummary | State:
     ws = Workspace(options.repo, options.tag, {"timeout_seconds": options.timeout_seconds})
-    if deployed:
+    earlier = loop_attempts.AttemptProgress(attempt=1, ideas_done=0, elapsed_seconds=0.0)
+    if deployed:  # a retried run finishes what was asked: counts and time across its attempts
+        collision = _other_loop_running(ws)
+        if collision:
+            return collision
         _wait_for_unfinished_iterations(ws)
+        earlier = loop_attempts.progress(flow_run.id, flow_run.run_count)
+        if earlier.attempt > 1:
+            get_run_logger().info(earlier.line(options.iterations, options.stop_after))
+    stop_after = parse_duration(options.stop_after) - earlier.elapsed_seconds if options.stop_after else None
+    stop_at = time.monotonic() + max(0.0, stop_after) if stop_after is not None else None
     runner = IterationRunner(deployed, options.infra_retries)
     with loop_lock(ws.lock_path):
         plan = setup_or_resume(ws)
+        if deployed:
+            loop_attempts.name_and_tag(flow_run.id, ws.tag, plan.loop_id)
         for note in plan.notes:
             get_run_logger().info(note)
         context = _context(ws, plan, options, deployed)
         try:
-            done, stopped = _iterate(ws, context, _initial_state(ws, plan, options), runner, stop_at)
+            done, stopped = _iterate(ws, context, _initial_state(ws, plan, options, earlier.ideas_done), runner, stop_at)
         except BaseException as exc:
             if not isinstance(exc, Exception):  # Ctrl-C, or SIGTERM (Prefect raises TerminationSignal)
                 runner.cancel_unfinished()
@@ -117,7 +129,7 @@ def _context(ws: Workspace, plan: LoopPlan, options: LoopOptions, deployed: bool
     )
 
 
-def _initial_state(ws: Workspace, plan: LoopPlan, options: LoopOptions) -> LoopState:
+def _initial_state(ws: Workspace, plan: LoopPlan, options: LoopOptions, done: int = 0) -> LoopState:
     in_flight = plan.in_flight_commit
     subject = ws.git.message(in_flight).splitlines()[0] if in_flight else ""
     return LoopState(
@@ -130,6 +142,7 @@ def _initial_state(ws: Workspace, plan: LoopPlan, options: LoopOptions) -> LoopS
         in_flight=resumed(in_flight, subject) if in_flight else None,
         iterations=options.iterations,
         parallel=options.parallel,
+        done=done,  # ideas finished by earlier attempts of this run
     )
 
 
@@ -225,7 +238,7 @@ class IterationRunner:
     def _finish(self, run_id: UUID) -> IterationOutcome:
         """Wait for the run; an infrastructure failure is retried (the UI's own Retry call) a few times."""
         for attempt in range(self.infra_retries + 1):
-            run = runs.wait(run_id)
+            run = runs.wait(run_id, on_slow_pickup=pickup_watcher(CPU_POOL))
             try:
                 return runs.result(run)
             except runs.RunFailed as exc:
@@ -241,6 +254,18 @@ class IterationRunner:
     def cancel_unfinished(self) -> None:
         for run_id in self.unfinished:
             runs.cancel(run_id, "the research loop was stopped")
+
+
+def _other_loop_running(ws: Workspace) -> State | None:
+    """A run of this loop (same repo and tag) is still going, e.g. a schedule fired before the last one
+    ended: this run ends Cancelled, naming it, and touches nothing."""
+    state = ws.load_state()
+    other = loop_attempts.running_loop(state["loop_id"], flow_run.id) if state else None
+    if other is None:
+        return None
+    message = f"the loop {other.name} ({runs.ui_url(other.id)}) is still running on {ws.root}; this run did nothing"
+    get_run_logger().warning(message)
+    return Cancelled(message=message)
 
 
 def _wait_for_unfinished_iterations(ws: Workspace) -> None:

@@ -16,6 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import postgres
 import pytest
 
 
@@ -44,12 +45,18 @@ os.environ.update(
 
 @pytest.fixture(scope="session", autouse=True)
 def prefect_server():
+    with postgres.server_database() as database:  # AUTORESEARCH_TEST_DB=postgresql: a PostgreSQL-backed server
+        yield from _serve(database)
+
+
+def _serve(database: dict[str, str]):
     log = open(SESSION_DIR / "server.log", "wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(PORT)],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        env={**os.environ, **database},
     )
     deadline = time.monotonic() + 300  # a busy shared machine can take minutes
     while True:
@@ -138,6 +145,18 @@ def cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: f
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def install_proposer(directory: Path, name: str, target: str) -> Path:
+    """A real `autoresearch.proposers` entry point (`name = module:Class`): a dist-info in `directory`.
+
+    Put `directory` on sys.path (monkeypatch.syspath_prepend) or PYTHONPATH for the proposer to be found.
+    """
+    info = directory / f"autoresearch_test_{name.replace('-', '_')}-0.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: autoresearch-test-{name}\nVersion: 0\n")
+    (info / "entry_points.txt").write_text(f"[autoresearch.proposers]\n{name} = {target}\n")
+    return directory
 
 
 @pytest.fixture
