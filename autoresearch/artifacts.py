@@ -17,7 +17,7 @@ from autoresearch.models import LedgerRow
 from autoresearch.plot import plot_data, render_png
 from autoresearch.summary import Direction, summarize
 
-PLOT_SIZE, PLOT_DPI = (10, 5), 100  # ~1000x500 px, some 50 KB: small enough to store once per iteration
+PLOT_SIZE, PLOT_DPI = (12, 6), 120  # ~1440x720 px, labels readable in the artifact page; ~80 KB per iteration
 
 
 def artifact_key(kind: str, tag: str) -> str:

@@ -18,7 +18,7 @@ from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
 from pydantic import BaseModel
 
-from autoresearch import noise
+from autoresearch import console, noise
 from autoresearch.models import Decision, LedgerRow, Proposal
 from autoresearch.monitor import after_iteration
 
@@ -55,7 +55,9 @@ def _name_from_parameters() -> str:
 @flow(name="experiment-iteration", flow_run_name=_name_from_parameters, persist_result=True)
 def experiment_iteration(spec: IterationSpec) -> IterationOutcome:
     logger = get_run_logger()
+    console.iteration_started(spec.iteration, "proposing the next idea")
     proposal = hypothesize(spec)
+    console.iteration_started(spec.iteration, proposal.description)
     _rename(run_name(spec, proposal.description), tags=iteration_tags(spec))
     edited = edit(spec, proposal)
     experiment = commit(spec, proposal, edited)
@@ -74,7 +76,17 @@ def experiment_iteration(spec: IterationSpec) -> IterationOutcome:
     new_baseline = keep_or_reset(spec, experiment, verdict)
     kept = verdict.status == "keep"
     _report(spec, proposal, experiment, verdict, row, metrics.tail if metrics and verdict.status == "crash" else None)
-    logger.info("%s %s %.6f %s: %s", row.commit, proposal.description, row.value, row.status, verdict.reason)
+    told = console.IterationResult(
+        iteration=spec.iteration,
+        description=proposal.description,
+        metric=spec.workspace().config.metric,
+        value=row.value,
+        best_before=spec.baseline_value,
+        status=row.status,
+        reason=verdict.reason,
+    )
+    logger.info("%s  commit %s", console.result_line(told), row.commit)
+    console.iteration_result(told)
     after_iteration(spec.workspace(), row.commit)  # monitoring: ledger table, summary + plot artifacts, new-best event
     _rename(None, tags=[*iteration_tags(spec), row.status])
     return IterationOutcome(

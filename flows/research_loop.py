@@ -15,10 +15,12 @@ from autoresearch.deployments.definitions import EXPERIMENT_ITERATION
 from autoresearch.flows.experiment_iteration import IterationOutcome, experiment_iteration, iteration_tags, run_name
 from autoresearch.tasks.spec import IterationSpec
 from prefect import flow, get_run_logger
+from prefect.client.orchestration import get_client
 from prefect.runtime import deployment
+from prefect.runtime import flow_run as prefect_flow_run
 from pydantic import BaseModel
 
-from autoresearch import followup, ledger, runs
+from autoresearch import console, followup, ledger, runs
 from autoresearch.config import parse_duration
 from autoresearch.errors import UserError
 from autoresearch.lock import loop_lock
@@ -65,10 +67,13 @@ def research_loop(
     if deployed:
         _wait_for_unfinished_iterations(ws)
     iterations_of = IterationRunner(deployed, infra_retries)
+    _tag_loop_run(ws.tag, proposer)
+    console.loop_started(prefect_flow_run.ui_url)
     with loop_lock(ws.lock_path):
         plan = setup_or_resume(ws)
-        for note in plan.notes:
+        for note in plan.notes:  # resume notes: in the UI's logs and on the terminal
             get_run_logger().info(note)
+            console.say(note)
         spec = IterationSpec(
             repo=str(ws.root),
             tag=ws.tag,
@@ -98,6 +103,14 @@ def research_loop(
     loop_stopped(ws, stopped)  # notification event
     rows = ledger.read(ws.ledger_path, ws.config.metric)
     best = ledger.last_keep(rows)
+    get_run_logger().info(
+        "%s: %s; %d rows in results.tsv; best %s; branch %s",
+        ws.tag,
+        stopped,
+        len(rows),
+        f"{best.value:.6f} ({best.commit})" if best else "none yet",
+        ws.branch,
+    )
     return LoopSummary(
         tag=ws.tag,
         branch=ws.branch,
@@ -107,6 +120,13 @@ def research_loop(
         best_commit=best.commit if best else None,
         stopped=stopped,
     )
+
+
+def _tag_loop_run(tag: str, proposer: str) -> None:
+    """The loop run reads like its iterations in the UI list: its tag and its proposer."""
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(prefect_flow_run.id)
+        client.update_flow_run(run.id, tags=sorted({*run.tags, tag, proposer}))
 
 
 def check_parameters(iterations: int | None, parallel: int, remote: str | None, deployed: bool, infra_retries: int = 0) -> None:

@@ -143,3 +143,25 @@ def test_train_without_data_names_prepare(experiment: Path, tmp_path: Path):
     result = run("train.py", experiment, tmp_path / "missing", budget=3)
     assert result.returncode != 0
     assert "autoresearch prepare" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_budget_counts_cpu_time_so_a_cpu_hog_does_not_change_the_result(prepared: Path, experiment: Path):
+    """Same commit, idle and with every core burnt by another process: nearly the same steps and val_bpb."""
+    import tomllib
+
+    idle = run("train.py", experiment, prepared, budget=3)
+    assert idle.returncode == 0, idle.stderr[-2000:]
+    assert "CPU time of this process" in idle.stdout
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        loaded = run("train.py", experiment, prepared, budget=3, timeout=300)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    a, b = parse_summary(idle.stdout), parse_summary(loaded.stdout)
+    assert abs(a["num_steps"] - b["num_steps"]) <= 0.15 * a["num_steps"], (a, b)
+    small_gain = tomllib.loads((EXPERIMENT / "autoresearch.toml").read_text())["small_gain"]
+    assert abs(a["val_bpb"] - b["val_bpb"]) < small_gain, (a, b)
