@@ -30,6 +30,11 @@ GITIGNORE = "run.log\nresults.tsv\n.autoresearch/\n__pycache__/\n"
 @app.command()
 def init(directory: Annotated[Path, typer.Argument(help="A new or empty directory.")]) -> None:
     """A new experiment repo from the bundled CPU experiment (git init, first commit)."""
+    _create_experiment(directory)
+    out.print(f"Created {directory}. Next: autoresearch prepare --repo {directory}", markup=False, soft_wrap=True)
+
+
+def _create_experiment(directory: Path) -> None:
     if directory.exists() and any(directory.iterdir()):
         raise UserError(f"{directory} is not empty; pass a new or empty directory")
     directory.mkdir(parents=True, exist_ok=True)
@@ -43,7 +48,6 @@ def init(directory: Annotated[Path, typer.Argument(help="A new or empty director
     repo = Git(directory)
     repo.run("add", *EXPERIMENT_FILES, ".gitignore")
     repo.run("commit", "-q", "-m", "autoresearch: the bundled tiny CPU experiment")
-    out.print(f"Created {directory}. Next: autoresearch prepare --repo {directory}")
 
 
 @app.command()
@@ -347,7 +351,8 @@ def demo(
 ) -> None:
     """The main job on the bundled experiment in one command: init, prepare, a short research loop."""
     if not (directory / ".git").is_dir():
-        init(directory)
+        _create_experiment(directory)
+        out.print(f"created the experiment {directory} (the bundled tiny CPU experiment)", markup=False, soft_wrap=True)
     if not (directory / "prepare.py").is_file():
         raise UserError(f"{directory} is not an experiment made by `autoresearch init`; pass --dir a new directory")
     from autoresearch.config import load_config

@@ -60,7 +60,7 @@ def test_demo_starts_the_local_server_and_the_next_loop_reuses_it(tmp_path: Path
         result = cli("demo", "--dir", str(demo_dir), "--iterations", "1", "--time-budget", "2", env=own_home, timeout=800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("Created ") or lines[0].startswith("preparing")
+    assert lines[0].startswith(f"created the experiment {demo_dir}")
     plan = next(n for n, line in enumerate(lines) if line.startswith("research loop 'demo'"))
     ui = next(n for n, line in enumerate(lines) if line.startswith("watch it in the Prefect UI: "))
     assert ui > plan and f"http://127.0.0.1:{port}/flow-runs/flow-run/" in lines[ui]
