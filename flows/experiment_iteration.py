@@ -89,6 +89,8 @@ def experiment_iteration(spec: IterationSpec) -> IterationOutcome:
     console.iteration_result(told)
     after_iteration(spec.workspace(), row.commit)  # monitoring: ledger table, summary + plot artifacts, new-best event
     _rename(None, tags=[*iteration_tags(spec), row.status])
+    if spec.deployed:
+        _tag_trainings(spec, experiment, row.status)
     return IterationOutcome(
         iteration=spec.iteration,
         row=row,
@@ -103,6 +105,19 @@ def _rename(name: str | None, tags: list[str]) -> None:
     """Flow run names and tags that read like results.tsv in the UI list."""
     with get_client(sync_client=True) as client:
         client.update_flow_run(flow_run.id, name=name, tags=tags)
+
+
+def _tag_trainings(spec: IterationSpec, commit: str, status: str) -> None:
+    """Deployed mode: this iteration's train-on-gpu runs carry its decision too (a UI nicety: never fails)."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    name = f"{spec.tag} · iter {spec.iteration:04d} · train {commit[:7]}"
+    try:
+        with get_client(sync_client=True) as client:
+            for run in client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name]))):
+                client.update_flow_run(run.id, tags=sorted({*run.tags, status}))
+    except Exception as exc:  # noqa: BLE001 (monitoring must never stop the research)
+        get_run_logger().warning("train-on-gpu runs not tagged with the decision: %s", exc)
 
 
 def _issue4_lines(spec: IterationSpec, proposal: Proposal) -> list[str]:
