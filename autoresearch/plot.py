@@ -93,7 +93,7 @@ def render_png(data: PlotData, path: Path | None = None, size: tuple[float, floa
     FigureCanvasAgg(figure)
     ax = figure.add_subplot()
     if data.discarded or data.off_scale:
-        hidden = f" ({data.off_scale} off-scale)" if data.off_scale else ""
+        hidden = f" ({data.off_scale} off-scale: triangles on the edge)" if data.off_scale else ""
         ax.scatter(
             [p.number for p in data.discarded],
             [p.value for p in data.discarded],

@@ -67,8 +67,8 @@ def research_loop(
     if deployed:
         _wait_for_unfinished_iterations(ws)
     iterations_of = IterationRunner(deployed, infra_retries)
-    _tag_loop_run(ws.tag, proposer)
     console.loop_started(prefect_flow_run.ui_url)
+    _tag_loop_run(ws.tag, proposer)
     with loop_lock(ws.lock_path):
         plan = setup_or_resume(ws)
         for note in plan.notes:  # resume notes: in the UI's logs and on the terminal
