@@ -15,8 +15,10 @@ import re
 
 from autoresearch.models import LedgerRow
 from autoresearch.plot import plot_data, render_png
+from autoresearch.secrets import redact
 from autoresearch.summary import Direction, summarize
 
+MARKDOWN_PUNCTUATION = re.compile(r"[\\`*_{}\[\]()#+\-.!|~:]")
 PLOT_SIZE, PLOT_DPI = (12, 6), 120  # ~1440x720 px, labels readable in the artifact page; ~80 KB per iteration
 
 
@@ -37,20 +39,35 @@ def ledger_table(rows: list[LedgerRow], metric: str) -> list[dict[str, str]]:
             metric: f"{row.value:.6f}",
             "memory_gb": f"{row.memory_gb:.1f}",
             "status": row.status,
-            "description": row.description,
+            "description": redact(row.description),
         }
         for number, row in enumerate(rows)
     ]
 
 
-def cell(text: str) -> str:
-    """Text that stays inside one markdown table cell and renders as text."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace("`", "'")
+def text(value: str) -> str:
+    """Untrusted text (a model's rationale, a description) that renders as itself in markdown: no image,
+    link, autolink, HTML or formatting. Every markdown punctuation mark is backslash-escaped, HTML's too;
+    known secrets are redacted first (autoresearch.secrets)."""
+    value = redact(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return MARKDOWN_PUNCTUATION.sub(r"\\\g<0>", value)
+
+
+def cell(value: str) -> str:
+    """Untrusted text that stays inside one markdown table cell and renders as text."""
+    return text(" ".join(value.split()))
+
+
+def fenced(value: str, language: str = "text") -> str:
+    """A code block that `value` cannot close early: the fence is longer than any backtick run inside."""
+    longest = max((len(run) for run in re.findall(r"`+", value)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{value}\n{fence}"
 
 
 def summary_markdown(rows: list[LedgerRow], metric: str, direction: Direction, tag: str, png: bytes | None = None) -> str:
     s = summarize(rows, direction)
-    parts = [f"## {cell(tag)}: {s.experiments} experiment{'s' * (s.experiments != 1)}, {s.keeps} kept"]
+    parts = [f"## {tag}: {s.experiments} experiment{'s' * (s.experiments != 1)}, {s.keeps} kept"]
     if png:
         parts.append(f"![progress plot](data:image/png;base64,{base64.b64encode(png).decode()})")
     if s.best is None:
@@ -91,4 +108,4 @@ def publish_loop_artifacts(rows: list[LedgerRow], metric: str, direction: Direct
         ledger_table(rows, metric), key=artifact_key("ledger", tag), description=f"results.tsv of {tag}, {done}"
     )
     markdown = summary_markdown(rows, metric, direction, tag, progress_png(rows, metric, direction, tag))
-    create_markdown_artifact(markdown, key=artifact_key("summary", tag), description=f"progress of {tag}, {done}")
+    create_markdown_artifact(redact(markdown), key=artifact_key("summary", tag), description=f"progress of {tag}, {done}")

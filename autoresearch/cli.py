@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from autoresearch import ledger
 from autoresearch.errors import UserError
+from autoresearch.options import DeploymentDefaults, LoopOptions
+from autoresearch.secrets import clean_env
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="karpathy/autoresearch's research loop on Prefect.")
 out = Console()
@@ -59,100 +64,84 @@ def prepare(
     if not (repo / "prepare.py").is_file():
         raise UserError(f"{repo} has no prepare.py; pass --repo an experiment made by `autoresearch init`")
     command = [sys.executable, "prepare.py"] + (["--text-dir", str(text_dir.resolve())] if text_dir else [])
-    code = subprocess.run(command, cwd=repo).returncode
+    code = subprocess.run(command, cwd=repo, env=clean_env()).returncode  # no credentials in an experiment
     if code:
         raise UserError(f"prepare.py failed with exit code {code}; see its output above")
 
 
-@app.command()
-def run(
-    repo: RepoOption = Path("."),
-    tag: Annotated[str | None, typer.Option(help="Run name; branch autoresearch/<tag>. Default: today, e.g. nov25.")] = None,
-    iterations: Annotated[
-        int | None, typer.Option(help="Experiments to run now (baseline not counted). Default: forever.")
-    ] = None,
-    proposer: Annotated[str, typer.Option(help="Where ideas come from: mutate (offline), llm or agent.")] = "mutate",
-    time_budget: Annotated[int | None, typer.Option(help="Training seconds per run (AUTORESEARCH_TIME_BUDGET).")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Hard limit per training run, seconds (default 600).")] = None,
-    parallel: Annotated[int, typer.Option(help="Candidates per round, each on its own GPU slot (deployed mode).")] = 1,
-    deployed: Annotated[
+DEPLOYED_FLAG = inspect.Parameter(
+    "deployed",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=False,
+    annotation=Annotated[
         bool, typer.Option("--deployed", help="Run as a research-loop/default deployment run on the Prefect server.")
-    ] = False,
-    remote: Annotated[
-        str | None, typer.Option(help="Git URL GPU workers fetch commits from (deployed mode, other machines).")
-    ] = None,
-    stop_after: Annotated[str | None, typer.Option(help="Start no new experiment after this long, e.g. 10h.")] = None,
-    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="With --deployed: wait for the loop run to end.")] = False,
-    prefetch: Annotated[
-        bool, typer.Option("--prefetch/--no-prefetch", help="Propose the next idea while one trains (local mode).")
-    ] = True,
-    model: Annotated[str | None, typer.Option(help="--proposer llm: PROVIDER:NAME, e.g. anthropic:claude-sonnet-4-5.")] = None,
-    api_key_secret: Annotated[str | None, typer.Option(help="--proposer llm: Prefect Secret block holding the API key.")] = None,
-    agent_command: Annotated[str | None, typer.Option(help="--proposer agent: the agent CLI, e.g. 'claude -p'.")] = None,
-    agent_timeout: Annotated[
-        float | None, typer.Option(help="--proposer agent: hard limit per agent run, seconds (900).")
-    ] = None,
-    confirm: Annotated[
-        bool, typer.Option("--confirm", help="Re-train a would-be keep once; keep only if both runs pass.")
-    ] = False,
-) -> None:
-    """The research loop. An existing tag is resumed, never restarted."""
-    if iterations is not None and iterations < 1:
-        raise UserError("--iterations must be at least 1 (omit it to run forever)")
-    if time_budget is not None and time_budget < 1:
-        raise UserError("--time-budget must be at least 1 second")
-    if stop_after is not None:
-        from autoresearch.config import parse_duration
+    ],
+)
+WAIT_FLAG = inspect.Parameter(
+    "wait",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=False,
+    annotation=Annotated[bool, typer.Option("--wait/--no-wait", help="With --deployed: wait for the loop run to end.")],
+)
 
-        parse_duration(stop_after)
+
+def _model_flags(model: type[BaseModel], *extra: inspect.Parameter) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A typer command whose flags are `model`'s fields (help = description) plus `extra`; the command
+    receives the validated model (its checks raise one-line errors) and the extra flags."""
+    fields = [(name, field) for name, field in model.model_fields.items() if (field.json_schema_extra or {}).get("cli", True)]
+    flags = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=field.default,
+            annotation=Annotated[
+                field.annotation, typer.Option(*(field.json_schema_extra or {}).get("flag", []), help=field.description)
+            ],
+        )
+        for name, field in fields
+    ]
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        def from_flags(**given: Any) -> None:
+            own = {parameter.name: given.pop(parameter.name) for parameter in extra}
+            return command(model(**given), **own)
+
+        from_flags.__signature__ = inspect.Signature([*flags, *extra])  # type: ignore[attr-defined]
+        from_flags.__name__, from_flags.__doc__ = command.__name__, command.__doc__
+        return from_flags
+
+    return decorate
+
+
+@app.command()
+@_model_flags(LoopOptions, DEPLOYED_FLAG, WAIT_FLAG)
+def run(options: LoopOptions, deployed: bool, wait: bool) -> None:
+    """The research loop. An existing tag is resumed, never restarted."""
+    from autoresearch.lock import loop_lock
+    from autoresearch.proposers import get_proposer
+    from autoresearch.setup import preflight
     from autoresearch.workspace import Workspace
 
-    ws = Workspace(repo, tag, {"timeout_seconds": timeout})
+    ws = Workspace(options.repo, options.tag, {"timeout_seconds": options.timeout_seconds})
     story = None
     if not deployed:  # the first line: what the loop is about to do (Prefect is not even imported yet)
         from autoresearch import console
 
-        story = console.Story(out, time_budget or _configured_budget())
-        story.say(
-            console.plan_line(
-                ws.tag,
-                ws.root,
-                ws.branch,
-                dict(iterations=iterations, proposer=proposer, time_budget=time_budget, stop_after=stop_after),
-            )
-        )
-    from autoresearch.flows.research_loop import check_parameters
-    from autoresearch.lock import loop_lock
-    from autoresearch.proposers import get_proposer, proposer_options
-    from autoresearch.setup import preflight
-
-    check_parameters(iterations, parallel, remote, deployed)
-    options = proposer_options(model, api_key_secret, agent_command, agent_timeout)
-    get_proposer(proposer, **options)  # bad options: one line now, not mid-loop
-    parameters = dict(
-        repo=str(ws.root),
-        tag=ws.tag,
-        iterations=iterations,
-        proposer=proposer,
-        time_budget=time_budget,
-        timeout_seconds=timeout,
-        parallel=parallel,
-        remote=remote,
-        stop_after=stop_after,
-        confirm=confirm,
-        prefetch=prefetch,
-        **options,
-    )
+        story = console.Story(out, options.time_budget or _configured_budget())
+        story.say(console.plan_line(ws.tag, ws.root, ws.branch, options.model_dump()))
+    options.check_mode(deployed)
+    get_proposer(options.proposer, **options.proposer_options())  # bad options: one line now, not mid-loop
+    options = options.model_copy(update={"repo": str(ws.root), "tag": ws.tag})
     if deployed:
         with loop_lock(ws.lock_path):
             preflight(ws)
         _configure_prefect()
-        _run_deployed(parameters, wait)
+        _run_deployed(options.flow_parameters(), wait)
         return
-    _run_local(ws, parameters, story)
+    _run_local(ws, options, story)
 
 
-def _run_local(ws, parameters: dict, story) -> None:
+def _run_local(ws, options: LoopOptions, story) -> None:
     """Local mode: the loop in this process, told on the terminal, visible in the local server's UI."""
     from autoresearch import console, local_server
     from autoresearch.lock import loop_lock
@@ -163,16 +152,19 @@ def _run_local(ws, parameters: dict, story) -> None:
         api_url = local_server.ensure(story.say)
         _configure_prefect(quiet_console=True)
         from prefect.settings import PREFECT_API_URL, temporary_settings
+        from prefect.utilities.importtools import import_object
 
-        from autoresearch.flows.research_loop import research_loop
+        from autoresearch.deployments.definitions import RESEARCH_LOOP
         from autoresearch.prefect_tuning import local_mode
+
+        research_loop = import_object(RESEARCH_LOOP.entrypoint)  # the same flow a deployment runs
 
         with (
             temporary_settings({PREFECT_API_URL: api_url}),
-            local_mode(),
+            local_mode(),  # no heartbeats, fast retries of SQLite lock conflicts: see prefect_tuning.py
             console.telling(story),
-        ):  # local_mode: no heartbeats, fast SQLite retries (prefect_tuning.py)
-            summary = research_loop(**parameters)
+        ):
+            summary = research_loop(**options.flow_parameters())
     for line in console.summary_lines(summary, ws.root, story.ui_url):
         story.say(line)
 
@@ -194,9 +186,12 @@ def _print_summary(summary) -> None:
 def _run_deployed(parameters: dict, wait: bool) -> None:
     from autoresearch import runs
     from autoresearch.deployments.definitions import RESEARCH_LOOP
+    from autoresearch.loop_attempts import loop_run_name, loop_tags
+    from autoresearch.workspace import default_tag
 
     _require_server()
-    run_id = runs.start(RESEARCH_LOOP.full_name, {k: v for k, v in parameters.items() if v is not None}, as_subflow=False)
+    tag = parameters.get("tag") or default_tag()  # named and tagged from its first log line on
+    run_id = runs.start(RESEARCH_LOOP.full_name, parameters, name=loop_run_name(tag), tags=loop_tags(tag), as_subflow=False)
     out.print(f"started {RESEARCH_LOOP.full_name} run {run_id}: {runs.ui_url(run_id)}")
     if wait:
         try:
@@ -205,51 +200,51 @@ def _run_deployed(parameters: dict, wait: bool) -> None:
             raise UserError(f"{exc}; see {runs.ui_url(run_id)}") from None
 
 
+SCHEDULE_FLAGS = [
+    inspect.Parameter(
+        "schedule",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[str | None, typer.Option(help="Cron schedule of research-loop, e.g. '0 22 * * *'.")],
+    ),
+    inspect.Parameter(
+        "timezone",
+        inspect.Parameter.KEYWORD_ONLY,
+        default="UTC",
+        annotation=Annotated[str, typer.Option(help="Time zone of --schedule (IANA name).")],
+    ),
+    inspect.Parameter(
+        "notify",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            str | None,
+            typer.Option("--notify", help="A notification block (NAME or TYPE-SLUG/NAME) for 'new best' and 'loop stopped'."),
+        ],
+    ),
+]
+
+
 @app.command()
-def deploy(
-    repo: Annotated[
-        Path | None, typer.Option("--repo", help="Default experiment repo of research-loop runs (needed by --schedule).")
-    ] = None,
-    schedule: Annotated[str | None, typer.Option(help="Cron schedule of research-loop, e.g. '0 22 * * *'.")] = None,
-    stop_after: Annotated[
-        str | None, typer.Option(help="Scheduled runs start no new experiment after this long, e.g. 10h.")
-    ] = None,
-    timezone: Annotated[str, typer.Option(help="Time zone of --schedule (IANA name).")] = "UTC",
-    proposer: Annotated[str | None, typer.Option(help="Default proposer of research-loop runs.")] = None,
-    parallel: Annotated[int | None, typer.Option(help="Default candidates per round.")] = None,
-    time_budget: Annotated[int | None, typer.Option(help="Default training seconds per run.")] = None,
-    remote: Annotated[str | None, typer.Option(help="Default git URL that GPU workers fetch from.")] = None,
-    notify: Annotated[
-        str | None,
-        typer.Option("--notify", help="A notification block (NAME or TYPE-SLUG/NAME) for 'new best' and 'loop stopped'."),
-    ] = None,
-) -> None:
+@_model_flags(DeploymentDefaults, *SCHEDULE_FLAGS)
+def deploy(defaults: DeploymentDefaults, schedule: str | None, timezone: str, notify: str | None) -> None:
     """Create (or update) work pools cpu and gpu and the deployments; idempotent."""
-    from autoresearch.config import parse_duration
     from autoresearch.deployments.apply import deploy as apply
 
     _require_server()
-    if schedule and repo is None:
+    if schedule and defaults.repo is None:
         raise UserError("--schedule needs --repo: the experiment repo that the nightly runs work on")
-    if stop_after:
-        parse_duration(stop_after)
-    defaults = {
-        "repo": str(repo.expanduser().resolve()) if repo else None,
-        "stop_after": stop_after,
-        "proposer": proposer,
-        "parallel": parallel,
-        "time_budget": time_budget,
-        "remote": remote,
-    }
+    if defaults.repo:
+        defaults = defaults.model_copy(update={"repo": str(Path(defaults.repo).expanduser().resolve())})
     _configure_prefect()
-    result = apply(defaults, schedule, timezone)
+    result = apply(defaults.parameters(), schedule, timezone)
     out.print(f"work pools: {', '.join(result.pools)}")
     for name, deployment_id in result.deployments.items():
         out.print(f"deployment {name} ({deployment_id})")
     if schedule:
         out.print(
             f"research-loop/default runs on schedule {schedule!r} ({timezone})"
-            + (f", stopping after {stop_after}" if stop_after else "")
+            + (f", stopping after {defaults.stop_after}" if defaults.stop_after else "")
         )
     if notify:
         _setup_notifications(notify)
@@ -361,7 +356,7 @@ def demo(
     if not (data.is_dir() and any(data.iterdir())):
         out.print(f"preparing the data in {data} (once)", markup=False, soft_wrap=True)
         prepare(directory)
-    run(repo=directory, tag=DEMO_TAG, iterations=iterations, time_budget=time_budget)
+    run(repo=str(directory), tag=DEMO_TAG, iterations=iterations, time_budget=time_budget, deployed=False, wait=False)
 
 
 FileOption = Annotated[Path | None, typer.Option("--file", help="A results.tsv anywhere (default: the repo's).")]

@@ -39,6 +39,9 @@ class ExperimentConfig(BaseModel):
     major_lines: int = Field(20, ge=1)
     noise_repeats: int = Field(0, ge=0)
     seed: int = 0
+    env_drop: list[str] = Field(default_factory=list)  # variables kept out of experiments, besides *_API_KEY etc.
+    agent_env: list[str] = Field(default_factory=list)  # credentials the agent CLI keeps (its own API key)
+    protected_names: list[str] = Field(default_factory=list)  # metric guard; empty: all read-only imports
 
     @field_validator("editable", "readonly")
     @classmethod

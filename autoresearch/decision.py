@@ -1,9 +1,11 @@
-"""Keep or discard: the decision table of DESIGN.md section 2, as one pure function."""
+"""Keep or discard: the protocol's decision table, as pure functions (see docs/protocol.md)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
+from autoresearch import noise
+from autoresearch.config import ExperimentConfig
 from autoresearch.models import Decision
 
 
@@ -38,6 +40,20 @@ def decide(
     else:
         status, reason = "discard", f"worse by {-d:.6f}"
     return Decision(status=status, reason=reason, improvement=d, complexity=complexity)
+
+
+def judge(new: float, baseline: float, complexity: int, config: ExperimentConfig, sigma: float | None) -> Decision:
+    """The decision table with the experiment's thresholds, raised to 2 sigma where the noise is measured."""
+    small_gain, big_gain = noise.thresholds(config.small_gain, config.big_gain, sigma)
+    return decide(
+        new=new,
+        baseline=baseline,
+        complexity=complexity,
+        direction=config.direction,
+        big_gain=big_gain,
+        small_gain=small_gain,
+        major_lines=config.major_lines,
+    )
 
 
 def crash(reason: str) -> Decision:

@@ -3,28 +3,30 @@
 
 from __future__ import annotations
 
-import logging
-
-from prefect.client.schemas.objects import FlowRun
-
-from autoresearch import runs
+from autoresearch import runs, train_report
 from autoresearch.deployments.definitions import GPU_POOL, TRAIN_ON_GPU
 from autoresearch.errors import UserError
 from autoresearch.gitops import Git
+from autoresearch.pool_health import pickup_watcher
 from autoresearch.training_job import TrainReport, TrainRequest
 
 # The worker's own hard timeout fires at timeout_seconds; past this much more, the worker is presumed gone.
 DEADLINE_GRACE_SECONDS = 120.0
-
-log = logging.getLogger("autoresearch.gpu_pool")
 
 
 def train_on_pool(request: TrainRequest, git: Git, run_name: str, tags: list[str]) -> TrainReport:
     if request.remote:
         publish_commit(git, request)
     run_id = runs.start(TRAIN_ON_GPU.full_name, {"request": request.model_dump(mode="json")}, name=run_name, tags=tags)
-    run = runs.wait(run_id, deadline_after_start=request.timeout_seconds + DEADLINE_GRACE_SECONDS, on_slow_pickup=_no_slot_yet)
-    return TrainReport.model_validate(runs.result(run), from_attributes=True)
+    run = runs.wait(
+        run_id, deadline_after_start=request.timeout_seconds + DEADLINE_GRACE_SECONDS, on_slow_pickup=pickup_watcher(GPU_POOL)
+    )
+    if not run.state.is_completed():
+        runs.result(run)  # raises: a UserError from the worker as itself, anything else as RunFailed
+    try:
+        return train_report.fetch(run_id)
+    except train_report.ReportMissing as exc:
+        raise runs.RunFailed(f"{exc} ({runs.ui_url(run_id)})") from None
 
 
 def publish_commit(git: Git, request: TrainRequest) -> None:
@@ -36,11 +38,3 @@ def publish_commit(git: Git, request: TrainRequest) -> None:
         raise UserError(
             f"could not push {request.commit[:7]} to --remote {request.remote} ({exc}); check the URL and access"
         ) from None
-
-
-def _no_slot_yet(run: FlowRun) -> None:
-    log.warning(
-        "%s is still waiting for a free slot on pool %r: is `autoresearch worker` running, and are its slots busy?",
-        run.name,
-        GPU_POOL,
-    )

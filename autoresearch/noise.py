@@ -1,4 +1,4 @@
-"""Noise-aware keeps (DESIGN.md section 2): repeats of the baseline at setup, sigma, the effective threshold.
+"""Noise-aware keeps: repeats of the baseline at setup, sigma, the effective threshold.
 
 With `noise_repeats = k`, the unmodified baseline is trained k more times right after the baseline run.
 Each repeat is an empty experiment commit (same tree as the baseline, so every row still names its own

@@ -1,7 +1,7 @@
 """Deployment runs seen from the side that starts them: start, wait (with our own deadline), cancel, retry.
 
 Prefect's own timeouts do not kill a deployment run's processes and run_deployment's timeout only stops
-waiting (shared/PREFECT_FACTS.md), so the deadline is enforced here: past it, the run is set to
+waiting, so the deadline is enforced here: past it, the run is set to
 Cancelling, which makes a live process worker kill the run's whole process group.
 """
 
@@ -32,7 +32,8 @@ from autoresearch.errors import UserError
 POLL_SECONDS = 0.25  # a read of one run: cheap next to the seconds a training takes
 CANCEL_WAIT_SECONDS = 30.0  # a live process worker kills a Cancelling run within ~5 s
 RETRY_DELAY_SECONDS = 5.0  # a retry sent within ~1.5 s of a crash can be overwritten by the worker
-SLOW_PICKUP_SECONDS = 120.0
+SLOW_PICKUP_SECONDS = 60.0  # a run not picked up by then: say why (pool_health), then every few minutes
+SLOW_PICKUP_REPEAT_SECONDS = 180.0
 UNFINISHED = (StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.CANCELLING)
 
 
@@ -61,6 +62,11 @@ def ui_url(run_id: UUID) -> str:
     return f"{PREFECT_UI_URL.value()}/runs/flow-run/{run_id}"
 
 
+def label(run: FlowRun) -> str:
+    """A run as the final failure names it: several runs can share a name, the link is unique."""
+    return f"'{run.name}' ({ui_url(run.id)})"
+
+
 def read(run_id: UUID) -> FlowRun:
     with get_client(sync_client=True) as client:
         return client.read_flow_run(run_id)
@@ -76,18 +82,20 @@ def cancel(run_id: UUID, message: str) -> None:
 
 
 def retry(run_id: UUID) -> None:
-    """What the UI's Retry button does (shared/PREFECT_FACTS.md)."""
+    """What the UI's Retry button does: the run goes back to Scheduled (AwaitingRetry) and a worker picks it up."""
     set_state(run_id, StateType.SCHEDULED, "AwaitingRetry", "Retry from autoresearch")
 
 
 def wait(
-    run_id: UUID, deadline_after_start: float | None = None, on_slow_pickup: Callable[[FlowRun], None] | None = None
+    run_id: UUID,
+    deadline_after_start: float | None = None,
+    on_slow_pickup: Callable[[FlowRun, float], None] | None = None,
 ) -> FlowRun:
     """Poll until the run is final. RunFailed when its process is gone (a worker on this host died) or
     when it is still going `deadline_after_start` seconds after it started (it is cancelled first)."""
     created = time.monotonic()
     running_since: float | None = None
-    warned = False
+    next_warning = created + SLOW_PICKUP_SECONDS
     while True:
         run = read(run_id)
         state = run.state
@@ -98,15 +106,15 @@ def wait(
             running_since = running_since or now
             if _process_gone(run) and not _is_final(read(run_id)):
                 set_state(run_id, StateType.CRASHED, "Crashed", "its process is gone: the worker running it died")
-                raise RunFailed(f"run {run.name} lost its process (pid {run.infrastructure_pid}): the worker running it died")
-        elif running_since is None and not warned and now - created > SLOW_PICKUP_SECONDS and on_slow_pickup:
-            on_slow_pickup(run)
-            warned = True
+                raise RunFailed(f"run {label(run)} lost its process (pid {run.infrastructure_pid}): the worker running it died")
+        elif running_since is None and now > next_warning and on_slow_pickup:
+            on_slow_pickup(run, now - created)
+            next_warning = now + SLOW_PICKUP_REPEAT_SECONDS
         if deadline_after_start is not None and running_since is not None and now - running_since > deadline_after_start:
             cancel(run_id, f"hard deadline: still running {deadline_after_start:.0f} s after it started")
             answered = _wait_final(run_id, CANCEL_WAIT_SECONDS)
             raise RunFailed(
-                f"run {run.name} was still running {deadline_after_start:.0f} s after it started; cancelled it"
+                f"run {label(run)} was still running {deadline_after_start:.0f} s after it started; cancelled it"
                 + ("" if answered else " but no worker answered (the worker is gone)")
             )
         time.sleep(POLL_SECONDS)
@@ -174,4 +182,4 @@ def result(run: FlowRun) -> Any:
     if isinstance(error, UserError):
         raise error
     message = state.message or (str(error) if error else "")
-    raise RunFailed(f"run {run.name} ended {state.name}: {message}".rstrip(": "))
+    raise RunFailed(f"run {label(run)} ended {state.name}: {message}".rstrip(": "))

@@ -2,7 +2,8 @@
 
     python -m bench            # ~20 minutes on 2 cores: overhead (20 iterations), idle (30 s budget), soak (1,000)
     python -m bench --quick    # ~3 minutes: fewer iterations, a 100-iteration soak
-    python -m bench --long     # adds the 300 s budget to the idle benchmark (~35 minutes more)
+    python -m bench --long     # adds the 300 s budget to the idle benchmark (~35 minutes more) and the
+                               # 100-iteration deployed soak (bench/soak_deployed.py, ~10 minutes)
 
 Tables go to stdout, JSON to bench/results/.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import idle, overhead, soak
+from bench import idle, overhead, soak, soak_deployed
 
 
 def main() -> None:
@@ -25,6 +26,9 @@ def main() -> None:
     idle.main(["--iterations", "1" if args.quick else "3"] + (["--long"] if args.long else []))
     print("\n== soak")
     soak.main(["--iterations", "100" if args.quick else "1000"])
+    if args.long:
+        print("\n== deployed soak: 100 iterations, 2 slots, 0-5 s trainer (SQLite)")
+        soak_deployed.main(["--iterations", "100"])
 
 
 if __name__ == "__main__":

@@ -23,8 +23,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def prefect_stack(workdir: Path, env: dict[str, str], slots: int = 2, query_seconds: float = 1.0) -> Iterator[dict[str, str]]:
-    """Yields `env` plus PREFECT_API_URL of a fresh server (SQLite under `workdir`) with deployments and workers."""
+def prefect_stack(
+    workdir: Path, env: dict[str, str], slots: int = 2, query_seconds: float = 1.0, database_url: str | None = None
+) -> Iterator[dict[str, str]]:
+    """Yields `env` plus PREFECT_API_URL of a fresh server (SQLite under `workdir`, or `database_url`) with
+    deployments and workers."""
     port = free_port()
     env = {
         **env,
@@ -35,8 +38,10 @@ def prefect_stack(workdir: Path, env: dict[str, str], slots: int = 2, query_seco
         "PREFECT_WORKER_QUERY_SECONDS": str(query_seconds),
     }
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "start_new_session": True, "env": env}
+    database = {"PREFECT_API_DATABASE_CONNECTION_URL": database_url} if database_url else {}
     server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)], **quiet
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        **{**quiet, "env": {**env, **database}},
     )
     workers = None
     try:

@@ -11,23 +11,36 @@ from __future__ import annotations
 import time
 from uuid import UUID
 
-from autoresearch.deployments.definitions import EXPERIMENT_ITERATION
-from autoresearch.flows.experiment_iteration import IterationOutcome, experiment_iteration, iteration_tags, run_name
-from autoresearch.tasks.spec import IterationSpec
+from autoresearch.deployments.definitions import CPU_POOL, EXPERIMENT_ITERATION
+from autoresearch.flows.experiment_iteration import experiment_iteration, finish, iteration_tags, run_name
 from prefect import flow, get_run_logger
-from prefect.client.orchestration import get_client
-from prefect.runtime import deployment
-from prefect.runtime import flow_run as prefect_flow_run
+from prefect.runtime import deployment, flow_run
+from prefect.states import Cancelled, State
 from pydantic import BaseModel
 
-from autoresearch import console, followup, ledger, runs
+from autoresearch import console, ledger, loop_attempts, noise, rounds, runs
 from autoresearch.config import parse_duration
 from autoresearch.errors import UserError
+from autoresearch.iteration import (
+    Baseline,
+    Iteration,
+    IterationOutcome,
+    LoopContext,
+    LoopState,
+    Stop,
+    after_round,
+    build_round,
+    next_step,
+    resumed,
+)
 from autoresearch.lock import loop_lock
+from autoresearch.models import LedgerRow
 from autoresearch.monitor import loop_stopped
+from autoresearch.options import LoopOptions
+from autoresearch.pool_health import pickup_watcher
 from autoresearch.prefect_tuning import forget_finished_runs
-from autoresearch.proposers import ProposerExhausted, proposer_options
-from autoresearch.setup import reset_to_last_keep, setup_or_resume
+from autoresearch.proposers import ProposerExhausted, get_proposer
+from autoresearch.setup import LoopPlan, reset_to_last_keep, setup_or_resume
 from autoresearch.workspace import Workspace
 
 
@@ -59,48 +72,133 @@ def research_loop(
     agent_command: str | None = None,
     agent_timeout: float | None = None,
     confirm: bool = False,
-) -> LoopSummary:
+) -> LoopSummary | State:
+    """The parameters are LoopOptions' fields (autoresearch/options.py), checked there."""
+    options = LoopOptions(**locals())
     deployed = deployment.id is not None
-    check_parameters(iterations, parallel, remote, deployed, infra_retries)
-    stop_at = time.monotonic() + parse_duration(stop_after) if stop_after else None
-    ws = Workspace(repo, tag, {"timeout_seconds": timeout_seconds})
-    if deployed:
+    options.check_mode(deployed)
+    return run_loop(options, deployed)
+
+
+def run_loop(options: LoopOptions, deployed: bool) -> LoopSummary | State:
+    ws = Workspace(options.repo, options.tag, {"timeout_seconds": options.timeout_seconds})
+    earlier = loop_attempts.AttemptProgress(attempt=1, ideas_done=0, elapsed_seconds=0.0)
+    if deployed:  # a retried run finishes what was asked: counts and time across its attempts
+        collision = _other_loop_running(ws)
+        if collision:
+            return collision
         _wait_for_unfinished_iterations(ws)
-    iterations_of = IterationRunner(deployed, infra_retries)
-    console.loop_started(prefect_flow_run.ui_url)
-    _tag_loop_run(ws.tag, proposer)
+        earlier = loop_attempts.progress(flow_run.id, flow_run.run_count)
+        if earlier.attempt > 1:
+            get_run_logger().info(earlier.line(options.iterations, options.stop_after))
+    stop_after = parse_duration(options.stop_after) - earlier.elapsed_seconds if options.stop_after else None
+    stop_at = time.monotonic() + max(0.0, stop_after) if stop_after is not None else None
+    runner = IterationRunner(deployed, options.infra_retries)
+    console.loop_started(flow_run.ui_url)
     with loop_lock(ws.lock_path):
         plan = setup_or_resume(ws)
+        loop_attempts.name_and_tag(flow_run.id, ws.tag, plan.loop_id, extra=[options.proposer])
         for note in plan.notes:  # resume notes: in the UI's logs and on the terminal
             get_run_logger().info(note)
             console.say(note)
-        spec = IterationSpec(
-            repo=str(ws.root),
-            tag=ws.tag,
-            loop_id=plan.loop_id,
-            iteration=plan.rows,
-            baseline_commit=plan.baseline_commit,
-            baseline_value=plan.baseline_value,
-            proposer=proposer,
-            time_budget=time_budget,
-            overrides=ws.overrides,
-            resume_commit=plan.in_flight_commit,
-            deployed=deployed,
-            remote=remote,
-            proposer_options=proposer_options(model, api_key_secret, agent_command, agent_timeout),
-            confirm=confirm,
-            prefetch=prefetch,
-        )
-        spec = followup.first_spec(ws, spec)  # sigma, and a noise repeat if one is due
+        context = _context(ws, plan, options, deployed)
         try:
-            done, stopped = _iterate(ws, spec, iterations_of, iterations, parallel, stop_at)
+            done, stopped = _iterate(ws, context, _initial_state(ws, plan, options, earlier.ideas_done), runner, stop_at)
         except BaseException as exc:
             if not isinstance(exc, Exception):  # Ctrl-C, or SIGTERM (Prefect raises TerminationSignal)
-                iterations_of.cancel_unfinished()
+                runner.cancel_unfinished()
                 reset_to_last_keep(ws)
             loop_stopped(ws, f"failed: {exc}" if isinstance(exc, Exception) else "interrupted")  # notification event
             raise
     loop_stopped(ws, stopped)  # notification event
+    return _summary(ws, done, stopped)
+
+
+def _context(ws: Workspace, plan: LoopPlan, options: LoopOptions, deployed: bool) -> LoopContext:
+    return LoopContext(
+        repo=str(ws.root),
+        tag=ws.tag,
+        loop_id=plan.loop_id,
+        overrides=ws.overrides,
+        proposer=options.proposer,
+        proposer_options=options.proposer_options(),
+        time_budget=options.time_budget,
+        deployed=deployed,
+        remote=options.remote,
+        prefetch=options.prefetch,
+        confirm=options.confirm,
+    )
+
+
+def _initial_state(ws: Workspace, plan: LoopPlan, options: LoopOptions, done: int = 0) -> LoopState:
+    in_flight = plan.in_flight_commit
+    subject = ws.git.message(in_flight).splitlines()[0] if in_flight else ""
+    return LoopState(
+        next_iteration=plan.rows,
+        baseline_commit=plan.baseline_commit,
+        baseline_value=plan.baseline_value,
+        rows=_rows(ws),
+        noise_repeats=ws.config.noise_repeats,
+        can_fix=get_proposer(options.proposer, **options.proposer_options()).can_fix,
+        in_flight=resumed(in_flight, subject) if in_flight else None,
+        iterations=options.iterations,
+        parallel=options.parallel,
+        done=done,  # ideas finished by earlier attempts of this run
+    )
+
+
+def _iterate(
+    ws: Workspace, context: LoopContext, state: LoopState, runner: IterationRunner, stop_at: float | None
+) -> tuple[int, str]:
+    """Round after round, each one's kinds chosen by `next_step`, until it says stop."""
+    last: Iteration | None = None
+    outcome: IterationOutcome | None = None
+    while True:
+        state = state.model_copy(update={"out_of_time": stop_at is not None and time.monotonic() >= stop_at})
+        step = next_step(state, last, outcome)
+        if isinstance(step, Stop):
+            return state.done, step.reason
+        candidates = build_round(context, state, step)
+        try:
+            outcomes = _run_round(ws, runner, candidates)
+        except ProposerExhausted as exc:
+            return state.done, str(exc)
+        forget_finished_runs()  # flat memory over thousands of iterations (autoresearch/prefect_tuning.py)
+        _stop_if_the_baseline_crashed(ws, candidates[0], outcomes[0])
+        last, outcome = candidates[-1], rounds.winner(outcomes)
+        state = after_round(state, candidates, outcome.baseline_commit, outcome.baseline_value, _rows(ws))
+
+
+def _run_round(ws: Workspace, runner: IterationRunner, candidates: list[Iteration]) -> list[IterationOutcome]:
+    """One iteration logs itself. A round's candidates come back measured: decide the round, log them in order."""
+    measured = runner.run(candidates)
+    if len(candidates) == 1:
+        return measured
+    verdicts = rounds.decide(measured, ws.config.direction)
+    return [
+        finish(spec, found.model_copy(update={"verdict": verdict}))
+        for spec, found, verdict in zip(candidates, measured, verdicts, strict=True)
+    ]
+
+
+def _stop_if_the_baseline_crashed(ws: Workspace, spec: Iteration, outcome: IterationOutcome) -> None:
+    if isinstance(spec.kind, Baseline) and outcome.verdict.status == "crash":
+        raise UserError(
+            f"the baseline run crashed ({outcome.verdict.reason}); see {ws.log_path(spec.iteration, outcome.commit[:7])}, "
+            "fix the experiment, then run again"
+        )
+
+
+def _rows(ws: Workspace) -> list[LedgerRow]:
+    """results.tsv, and sigma from it saved in the loop state (recomputed, so it survives any resume)."""
+    rows = ledger.read(ws.ledger_path, ws.config.metric)
+    sigma = noise.sigma(rows)
+    if sigma is not None and ws.recorded("noise").get("sigma") != sigma:
+        ws.record("noise", "sigma", sigma)
+    return rows
+
+
+def _summary(ws: Workspace, done: int, stopped: str) -> LoopSummary:
     rows = ledger.read(ws.ledger_path, ws.config.metric)
     best = ledger.last_keep(rows)
     get_run_logger().info(
@@ -122,68 +220,6 @@ def research_loop(
     )
 
 
-def _tag_loop_run(tag: str, proposer: str) -> None:
-    """The loop run reads like its iterations in the UI list: its tag and its proposer."""
-    with get_client(sync_client=True) as client:
-        run = client.read_flow_run(prefect_flow_run.id)
-        client.update_flow_run(run.id, tags=sorted({*run.tags, tag, proposer}))
-
-
-def check_parameters(iterations: int | None, parallel: int, remote: str | None, deployed: bool, infra_retries: int = 0) -> None:
-    """One-line errors for flags that do not go together (the CLI calls it too, before Prefect starts)."""
-    if iterations is not None and iterations < 1:
-        raise UserError("--iterations must be at least 1 (omit it to run forever)")
-    if parallel < 1:
-        raise UserError("--parallel must be at least 1")
-    if infra_retries < 0:
-        raise UserError("infra_retries must be 0 or more")
-    if not deployed and parallel != 1:
-        raise UserError(
-            "--parallel N trains on N GPU slots and needs deployed mode: run with --deployed (see README), or --parallel 1"
-        )
-    if not deployed and remote:
-        raise UserError("--remote is for GPU workers on other machines and needs deployed mode: run with --deployed")
-
-
-def _iterate(
-    ws: Workspace, spec: IterationSpec, runner: IterationRunner, iterations: int | None, parallel: int, stop_at: float | None
-) -> tuple[int, str]:
-    done = 0
-    while True:
-        extra = spec.is_baseline or spec.resume_commit or spec.fix_of or spec.noise_repeat  # not a new idea
-        if not extra:
-            if iterations is not None and done >= iterations:
-                return done, f"ran {done} iterations"
-            if stop_at is not None and time.monotonic() >= stop_at:
-                return done, f"stop time reached after {done} iterations"
-        size = 1 if extra else min(parallel, (iterations - done) if iterations else parallel)
-        candidates = [
-            spec.model_copy(
-                update={"iteration": spec.iteration + k, "round_start": spec.iteration if size > 1 else None, "round_size": size}
-            )
-            for k in range(size)
-        ]
-        try:
-            outcomes = runner.run(candidates)
-        except ProposerExhausted as exc:
-            return done, str(exc)
-        forget_finished_runs()  # flat memory over thousands of iterations (autoresearch/prefect_tuning.py)
-        if spec.is_baseline and outcomes[0].row.status == "crash":
-            raise UserError(
-                f"the baseline run crashed ({outcomes[0].reason}); see {ws.log_path(spec.iteration, outcomes[0].row.commit)}, "
-                "fix the experiment, then run again"
-            )
-        if not (spec.is_baseline or spec.fix_of or spec.noise_repeat):  # a finished in-flight idea counts
-            done += size
-        if size == 1:
-            spec = followup.next_spec(ws, candidates[0], outcomes[0])  # noise repeats, crash fixes, else a new idea
-            continue
-        winner = next((o for o in outcomes if o.baseline_commit != spec.baseline_commit), outcomes[-1])
-        spec = followup.next_spec(ws, candidates[-1], winner).model_copy(
-            update={"fix_of": None, "round_start": None, "round_size": 1}  # a round's crashes get no fix attempts
-        )
-
-
 class IterationRunner:
     """Runs a round of iterations: in-process subflows (local) or deployment runs (deployed)."""
 
@@ -192,7 +228,7 @@ class IterationRunner:
         self.infra_retries = infra_retries
         self.unfinished: list[UUID] = []
 
-    def run(self, specs: list[IterationSpec]) -> list[IterationOutcome]:
+    def run(self, specs: list[Iteration]) -> list[IterationOutcome]:
         if not self.deployed:
             return [experiment_iteration(spec) for spec in specs]
         started = [
@@ -211,7 +247,7 @@ class IterationRunner:
     def _finish(self, run_id: UUID) -> IterationOutcome:
         """Wait for the run; an infrastructure failure is retried (the UI's own Retry call) a few times."""
         for attempt in range(self.infra_retries + 1):
-            run = runs.wait(run_id)
+            run = runs.wait(run_id, on_slow_pickup=pickup_watcher(CPU_POOL))
             try:
                 return runs.result(run)
             except runs.RunFailed as exc:
@@ -227,6 +263,18 @@ class IterationRunner:
     def cancel_unfinished(self) -> None:
         for run_id in self.unfinished:
             runs.cancel(run_id, "the research loop was stopped")
+
+
+def _other_loop_running(ws: Workspace) -> State | None:
+    """A run of this loop (same repo and tag) is still going, e.g. a schedule fired before the last one
+    ended: this run ends Cancelled, naming it, and touches nothing."""
+    state = ws.load_state()
+    other = loop_attempts.running_loop(state["loop_id"], flow_run.id) if state else None
+    if other is None:
+        return None
+    message = f"the loop {other.name} ({runs.ui_url(other.id)}) is still running on {ws.root}; this run did nothing"
+    get_run_logger().warning(message)
+    return Cancelled(message=message)
 
 
 def _wait_for_unfinished_iterations(ws: Workspace) -> None:

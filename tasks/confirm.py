@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from autoresearch.tasks.evaluate import evaluate
-from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
+from autoresearch.tasks.spec import iteration_cache_key
 from prefect import task
 from pydantic import BaseModel
 
 from autoresearch import decision
+from autoresearch.iteration import Iteration
 from autoresearch.models import Decision, Metrics, TrainResult
 
 
@@ -16,7 +17,7 @@ class Confirmed(BaseModel):
 
 @task(name="confirm", persist_result=True, cache_key_fn=iteration_cache_key)
 def confirm(
-    spec: IterationSpec, commit: str, first: Decision, metrics: Metrics, result: TrainResult, second_metrics: Metrics
+    spec: Iteration, commit: str, first: Decision, metrics: Metrics, result: TrainResult, second_metrics: Metrics
 ) -> Confirmed:
     """`--confirm`: the same commit trained a second time; keep only if both runs pass the decision table."""
     second = evaluate.fn(spec, commit, None, result, second_metrics)

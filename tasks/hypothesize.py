@@ -2,65 +2,58 @@ from __future__ import annotations
 
 import json
 
-from autoresearch.tasks.spec import MAX_FIX_ATTEMPTS, IterationSpec, iteration_cache_key
+from autoresearch.tasks.spec import iteration_cache_key
 from prefect import task
 
-from autoresearch import ledger, noise
+from autoresearch import ledger
+from autoresearch.iteration import MAX_FIX_ATTEMPTS, Fix, Idea, Iteration, Resumed, preset_proposal
 from autoresearch.metrics import extract as extract_metrics
 from autoresearch.models import CrashReport, LedgerRow, Proposal, ProposalContext
 from autoresearch.prefetch import PREFETCHER, STILL_TRAINING, PrefetchKey, rebase
 from autoresearch.prompt import public_interface, run_facts
 from autoresearch.proposers import get_proposer
+from autoresearch.secrets import redact
 from autoresearch.workspace import WORK_DIR, Workspace
-
-EXPERIMENT_PREFIX = "experiment: "
 
 
 @task(name="hypothesize", persist_result=True, cache_key_fn=iteration_cache_key)
-def hypothesize(spec: IterationSpec) -> Proposal:
+def hypothesize(spec: Iteration) -> Proposal:
     """One focused idea from the proposer, given the program, the editable files and the whole ledger."""
     ws = spec.workspace()
-    if spec.resume_commit:
-        subject = ws.git.message(spec.resume_commit).splitlines()[0]
-        return Proposal(description=subject.removeprefix(EXPERIMENT_PREFIX), rationale="resumed after an interruption")
-    if spec.is_baseline:
-        return Proposal(description="baseline", rationale="the unmodified code, to compare against")
-    if spec.noise_repeat:
-        return Proposal(
-            description=noise.repeat_description(spec.noise_repeat),
-            rationale="the unmodified baseline trained again, to measure run-to-run noise",
-        )
-    proposal = _prefetched(ws, spec) or get_proposer(spec.proposer, **spec.proposer_options).propose(proposal_context(ws, spec))
-    if spec.fix_of:
-        proposal = proposal.model_copy(update={"description": f"fix of {spec.fix_of.commit[:7]}: {proposal.description}"})
+    subject = ws.git.message(spec.kind.commit).splitlines()[0] if isinstance(spec.kind, Resumed) else ""
+    preset = preset_proposal(spec, subject)
+    if preset is not None:
+        return preset
+    options = spec.loop
+    proposal = _prefetched(ws, spec) or get_proposer(options.proposer, **options.proposer_options).propose(
+        proposal_context(ws, spec)
+    )
+    if isinstance(spec.kind, Fix):
+        proposal = proposal.model_copy(update={"description": f"fix of {spec.kind.crash.commit[:7]}: {proposal.description}"})
     if proposal.usage is not None:
         ws.record("usage", f"{spec.iteration:04d}", proposal.usage.model_dump())
     return proposal
 
 
-def prefetch_next(spec: IterationSpec, in_flight: Proposal, commit: str) -> None:
+def prefetch_next(spec: Iteration, in_flight: Proposal, commit: str) -> None:
     """Start proposing the idea after this one, against this baseline, while this one trains (local mode)."""
     ws = spec.workspace()
     following = spec.model_copy(
-        update={
-            "iteration": spec.iteration + 1,
-            "baseline_value": spec.baseline_value or 0.0,
-            "resume_commit": None,
-            "fix_of": None,
-            "noise_repeat": None,
-        }
+        update={"iteration": spec.iteration + 1, "baseline_value": spec.baseline_value or 0.0, "kind": Idea()}
     )
     context = proposal_context(ws, following)
     pending = LedgerRow(commit=commit[:7], value=0.0, memory_gb=0.0, status="discard", description=in_flight.description)
     context = context.model_copy(
         update={"history": [*context.history, pending], "reasons": {**context.reasons, pending.commit: STILL_TRAINING}}
     )
-    proposer = get_proposer(spec.proposer, **spec.proposer_options)
+    proposer = get_proposer(spec.loop.proposer, **spec.loop.proposer_options)
+    if not proposer.prefetch:  # e.g. a coding agent: its work would be thrown away when the baseline moves
+        return
     PREFETCHER.start(_prefetch_key(following), following.baseline_commit, lambda: proposer.propose(context))
 
 
-def _prefetched(ws: Workspace, spec: IterationSpec) -> Proposal | None:
-    if spec.fix_of:  # a fix builds on the crash it fixes: never prefetched
+def _prefetched(ws: Workspace, spec: Iteration) -> Proposal | None:
+    if isinstance(spec.kind, Fix):  # a fix builds on the crash it fixes: never prefetched
         return None
     found = PREFETCHER.take(_prefetch_key(spec))
     if found is None:
@@ -69,11 +62,12 @@ def _prefetched(ws: Workspace, spec: IterationSpec) -> Proposal | None:
     return rebase(found[1], found[0], files, spec.baseline_commit)
 
 
-def _prefetch_key(spec: IterationSpec) -> PrefetchKey:
-    return PrefetchKey(spec.loop_id, spec.iteration, spec.proposer, json.dumps(spec.proposer_options, sort_keys=True))
+def _prefetch_key(spec: Iteration) -> PrefetchKey:
+    options = spec.loop
+    return PrefetchKey(options.loop_id, spec.iteration, options.proposer, json.dumps(options.proposer_options, sort_keys=True))
 
 
-def proposal_context(ws: Workspace, spec: IterationSpec) -> ProposalContext:
+def proposal_context(ws: Workspace, spec: Iteration) -> ProposalContext:
     """What the proposer sees: files at the commit the edits apply to, the ledger with reasons, a crash to fix."""
     config = ws.config
     parent = spec.parent_commit
@@ -93,8 +87,8 @@ def proposal_context(ws: Workspace, spec: IterationSpec) -> ProposalContext:
         reasons=ws.recorded("reasons"),
         crash=_crash_report(ws, spec),
         repo=str(ws.root),
-        scratch_dir=str(ws.root / WORK_DIR / "worktrees" / f"agent-{spec.slot}"),  # one per slot (--parallel)
-        time_budget=spec.time_budget,
+        scratch_dir=str(ws.root / WORK_DIR / "worktrees" / f"agent-{spec.loop.slot}"),  # one per slot (--parallel)
+        time_budget=spec.loop.time_budget,
         best_run=_best_run(ws),
     )
 
@@ -109,16 +103,16 @@ def _best_run(ws: Workspace) -> dict[str, str]:
     return run_facts(path.read_text(errors="replace")) if path.is_file() else {}
 
 
-def _crash_report(ws: Workspace, spec: IterationSpec) -> CrashReport | None:
-    crash = spec.fix_of
-    if crash is None:
+def _crash_report(ws: Workspace, spec: Iteration) -> CrashReport | None:
+    if not isinstance(spec.kind, Fix):
         return None
+    crash = spec.kind.crash
     tail = extract_metrics(ws.log_path(crash.iteration, crash.commit), ws.config.metric, ws.config.memory_metric).tail
     return CrashReport(
         commit=crash.commit,
         description=crash.description,
         reason=crash.reason,
-        log_tail=tail,
+        log_tail=redact(tail),  # the fix prompt never carries a known secret
         attempt=crash.attempt,
         max_attempts=MAX_FIX_ATTEMPTS,
     )

@@ -1,20 +1,19 @@
 from __future__ import annotations
 
-from autoresearch.tasks.spec import IterationSpec, iteration_cache_key
+from autoresearch.tasks.spec import iteration_cache_key
 from prefect import task
 
+from autoresearch.iteration import Iteration
 from autoresearch.models import Decision
 
 
 @task(name="keep_or_reset", persist_result=True, cache_key_fn=iteration_cache_key)
-def keep_or_reset(spec: IterationSpec, commit: str, verdict: Decision) -> str:
-    """Keep: the branch stays at (or moves to) the commit. Otherwise: back to the baseline. Returns the new baseline."""
+def keep_or_reset(spec: Iteration, commit: str, verdict: Decision) -> str:
+    """Keep: the branch stays at (or moves to) the commit. Otherwise: back to the baseline. Returns the new baseline.
+
+    A round's candidates never left the baseline: only the winner moves the branch (the loop calls this for it).
+    """
     ws = spec.workspace()
-    if spec.in_round:  # the branch never left the baseline; only the round's winner moves it
-        if verdict.status != "keep":
-            return spec.baseline_commit
-        ws.move_branch(commit, expected_tip=spec.baseline_commit)
-        return commit
     target = commit if verdict.status == "keep" else spec.baseline_commit
-    ws.move_branch(target)
+    ws.move_branch(target, expected_tip=spec.baseline_commit if spec.in_round else None)
     return target

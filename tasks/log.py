@@ -1,17 +1,17 @@
 from __future__ import annotations
 
-from autoresearch.tasks.spec import IterationSpec, iteration_cache_key, round_timeout
+from autoresearch.tasks.spec import iteration_cache_key
 from prefect import task
 
 from autoresearch import ledger
 from autoresearch.errors import UserError
+from autoresearch.iteration import Iteration
 from autoresearch.models import Decision, LedgerRow, Metrics
-from autoresearch.rounds import wait_for_turn
 
 
 @task(name="log", persist_result=True, cache_key_fn=iteration_cache_key)
-def log(spec: IterationSpec, commit: str, description: str, verdict: Decision, metrics: Metrics | None) -> LedgerRow:
-    """Append this iteration's row to results.tsv, once: row N belongs to iteration N."""
+def log(spec: Iteration, commit: str, description: str, verdict: Decision, metrics: Metrics | None) -> LedgerRow:
+    """Append this iteration's row to results.tsv, once: row N belongs to iteration N (a round's rows: the loop, in order)."""
     ws = spec.workspace()
     crashed = verdict.status == "crash"
     row = LedgerRow(
@@ -21,8 +21,6 @@ def log(spec: IterationSpec, commit: str, description: str, verdict: Decision, m
         status=verdict.status,
         description=description,
     )
-    if spec.in_round:
-        wait_for_turn(lambda: len(ledger.read(ws.ledger_path, ws.config.metric)), spec.iteration, round_timeout(spec))
     ws.record("reasons", row.commit, verdict.reason)  # for the prompt's history (results.tsv keeps 5 columns)
     rows = ledger.read(ws.ledger_path, ws.config.metric)
     if len(rows) > spec.iteration:

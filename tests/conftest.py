@@ -16,6 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import postgres
 import pytest
 
 
@@ -44,12 +45,18 @@ os.environ.update(
 
 @pytest.fixture(scope="session", autouse=True)
 def prefect_server():
+    with postgres.server_database() as database:  # AUTORESEARCH_TEST_DB=postgresql: a PostgreSQL-backed server
+        yield from _serve(database)
+
+
+def _serve(database: dict[str, str]):
     log = open(SESSION_DIR / "server.log", "wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(PORT)],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        env={**os.environ, **database},
     )
     deadline = time.monotonic() + 300  # a busy 2-core machine starts a new server slowly
     while True:

@@ -46,7 +46,7 @@ def test_summary_markdown_embeds_the_plot_and_keeps_descriptions_as_text():
     assert f"![progress plot](data:image/png;base64,{base64.b64encode(png).decode()})" in markdown
     assert "| improvement | +0.020000 | +2.00% (lower is better) |" in markdown
     assert "**3 runs:** 2 keep · 0 discard · 1 crash" in markdown
-    assert r"LR 0.04 -> 0.06 \| with &lt;b>warmup&lt;/b>" in markdown  # a pipe or tag cannot break the table
+    assert r"LR 0\.04 \-&gt; 0\.06 \| with &lt;b&gt;warmup&lt;/b&gt;" in markdown  # a pipe or tag cannot break the table
     assert "| 1 | `b2c3d4e` | +0.020000 | 0.980000 |" in markdown
     assert (
         summary_markdown(ROWS[2:], "val_bpb", "minimize", "t")

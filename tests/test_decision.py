@@ -1,4 +1,4 @@
-"""Keep or discard: every row of the DESIGN.md section 2 decision table, and why a run counts as a crash."""
+"""Keep or discard: every row of the decision table, and why a run counts as a crash."""
 
 from __future__ import annotations
 

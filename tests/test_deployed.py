@@ -139,6 +139,77 @@ def test_workers_fetch_commits_from_a_git_remote(workers, tmp_path):
     assert not (repo / ".autoresearch" / "worktrees").exists()  # nothing trained in the repo itself
 
 
+def _logs(run_id) -> str:
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        return "\n".join(log.message for log in client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id]))))
+
+
+def test_a_retried_loop_run_finishes_what_was_asked_and_no_more(workers, tmp_path):
+    """Retry of a Completed loop run (the UI offers it): --iterations counts across attempts, so it adds nothing."""
+    repo = make_repo(tmp_path / "exp")
+    loop_id = runs.start(RESEARCH_LOOP.full_name, {"repo": str(repo), "tag": "again", "iterations": 1}, as_subflow=False)
+    first = runs.wait(loop_id)
+    assert first.state.is_completed(), first.state
+    check_invariants(repo, "again", 2)
+    assert first.name == "again · research loop"  # named and tagged like its iterations
+    assert "again" in first.tags and any(tag.startswith("loop-") for tag in first.tags)
+    assert [run.id for run in flow_runs("research-loop", "again")] == [loop_id]  # filtering by tag finds it
+
+    time.sleep(3)
+    runs.retry(loop_id)
+    second = runs.wait(loop_id)
+    assert second.state.is_completed() and second.run_count == 2, second.state
+    assert runs.result(second).iterations_run == 1
+    check_invariants(repo, "again", 2)  # nothing more was trained
+    assert "attempt 2 of this loop run: earlier attempts finished 1 idea(s) of --iterations 1" in _logs(loop_id)
+
+
+def test_a_loop_run_that_collides_with_a_running_loop_on_the_same_repo_ends_cancelled(workers, tmp_path):
+    """A schedule firing while the last loop still runs: Prefect's limit (CANCEL_NEW) or our own check cancels it."""
+    repo = make_repo(
+        tmp_path / "exp",
+        config=f'command = "FAKE_TRAIN_SECONDS=8 {{python}} train.py"\ndata_check = "{tmp_path}"\ntimeout_seconds = 60\n',
+    )
+    parameters = {"repo": str(repo), "tag": "busy", "iterations": 1}
+    try:
+        assert cli("deploy", "--repo", str(repo), "--schedule", "0 3 1 1 *").returncode == 0  # one loop at a time
+        running = runs.start(RESEARCH_LOOP.full_name, parameters, as_subflow=False)
+        _wait_for(lambda: [r for r in flow_runs("train-on-gpu", "busy") if r.state.is_running()], 120)
+        by_prefect = runs.wait(runs.start(RESEARCH_LOOP.full_name, parameters, as_subflow=False))
+        assert by_prefect.state.is_cancelled(), by_prefect.state
+    finally:
+        assert cli("deploy").returncode == 0  # no schedule, no limit
+    by_us = runs.wait(runs.start(RESEARCH_LOOP.full_name, parameters, as_subflow=False))
+    assert by_us.state.is_cancelled(), by_us.state
+    assert "busy · research loop" in by_us.state.message and str(running) in by_us.state.message
+    assert runs.wait(running).state.is_completed()
+    check_invariants(repo, "busy", 2)
+
+
+def test_a_pool_without_live_workers_is_named_in_the_log_and_as_an_event(workers):
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    from autoresearch.pool_health import NO_WORKER, check_pickup
+
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name="empty-pool", type="process"), overwrite=True)
+    waiting = flow_runs("research-loop", "again")[0]  # any run stands in for the one that waits
+    line = check_pickup("empty-pool", waiting, 240)
+    assert "no live worker on pool 'empty-pool'" in line and "240 s" in line
+    assert "live worker(s), all busy" in check_pickup("cpu", waiting, 240)  # the workers fixture's cpu worker
+    events = _wait_for(lambda: _events(NO_WORKER), 30)
+    assert any(event.payload["pool"] == "empty-pool" for event in events)
+
+
+def _events(name: str) -> list:
+    from prefect.events.filters import EventFilter, EventNameFilter
+
+    with get_client(sync_client=True) as client:
+        return client.read_events(EventFilter(event=EventNameFilter(name=[name]))).events
+
+
 SPAWNER = """\
 import subprocess, sys, time
 subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "deployed-timeout-marker"])
@@ -187,7 +258,7 @@ def test_worker_killed_mid_training_then_retried_through_the_api(workers, tmp_pa
     [iteration] = flow_runs("experiment-iteration", "kill")
     assert iteration.state.is_failed()
 
-    time.sleep(3)  # a retry within ~1.5 s of a crash can be overwritten (PREFECT_FACTS)
+    time.sleep(3)  # a retry within ~1.5 s of a crash can be overwritten by the worker
     runs.retry(iteration.id)  # what the UI's Retry button sends
     assert runs.wait(iteration.id).state.is_completed()
     check_invariants(repo, "kill", 1)

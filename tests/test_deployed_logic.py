@@ -71,3 +71,30 @@ def test_only_the_best_keep_of_a_round_wins_and_ties_go_to_the_earlier_iteration
     ]
     tied = [candidate(7, "keep", 0.9), candidate(8, "keep", 0.9)]
     assert [round_decision(c, tied, "minimize").status for c in tied] == ["keep", "discard"]
+
+
+def test_only_new_ideas_count_toward_iterations_across_attempts():
+    from autoresearch.iteration import Baseline, CrashInfo, Fix, Iteration, LoopContext, NoiseRepeat, Resumed
+    from autoresearch.loop_attempts import AttemptProgress, is_idea
+
+    loop = LoopContext(repo="/r", tag="t", loop_id="abc")
+
+    def spec(kind=None, value: float | None = 1.0) -> dict:
+        extra = {"kind": kind} if kind is not None else {}
+        return Iteration(loop=loop, iteration=3, baseline_commit="c0", baseline_value=value, **extra).model_dump(mode="json")
+
+    assert is_idea(spec()) and is_idea(spec(Resumed(commit="c1")))
+    assert not is_idea(spec(Baseline(), value=None))
+    crash = CrashInfo(commit="c1", iteration=2, description="d", reason="r", attempt=1)
+    assert not is_idea(spec(Fix(crash=crash))) and not is_idea(spec(NoiseRepeat(number=1)))
+    assert not is_idea(spec(Resumed(commit="c1", repeat=1)))
+    line = AttemptProgress(attempt=2, ideas_done=1, elapsed_seconds=61.4).line(2, "10m")
+    assert line.startswith("attempt 2 of this loop run: earlier attempts finished 1 idea(s) of --iterations 2")
+    assert "61 s of --stop-after 10m used" in line
+
+
+def test_a_pool_without_workers_is_named_with_what_to_do():
+    from autoresearch.pool_health import no_worker_message
+
+    line = no_worker_message("gpu", "t · iter 0003 · train abc1234", 185.2)
+    assert "no live worker on pool 'gpu'" in line and "185 s" in line and "autoresearch worker" in line

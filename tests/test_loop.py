@@ -23,7 +23,7 @@ def rows(repo: Path):
 
 
 def assert_invariants(repo: Path, tag: str) -> None:
-    """DESIGN.md section 7: no duplicate row per commit, tip == last keep, clean tracked files, prepare.py intact."""
+    """The loop's invariants: no duplicate row per commit, tip == last keep, clean tracked files, prepare.py intact."""
     entries = rows(repo)
     commits = [row.commit for row in entries]
     assert len(commits) == len(set(commits)), commits

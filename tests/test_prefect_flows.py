@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 from autoresearch.flows.experiment_iteration import experiment_iteration
-from autoresearch.tasks.spec import IterationSpec
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.sorting import TaskRunSort
 
 from autoresearch import ledger
 from autoresearch.errors import UserError
+from autoresearch.iteration import Baseline, Idea, Iteration, LoopContext
 from autoresearch.lock import loop_lock
 from autoresearch.setup import setup_or_resume
 from autoresearch.workspace import Workspace
@@ -32,7 +32,8 @@ def test_iteration_has_eight_tasks_and_a_rerun_skips_completed_ones(repo: Path):
     ws = Workspace(repo, "pf")
     with loop_lock(ws.lock_path):
         plan = setup_or_resume(ws)
-    spec = IterationSpec(repo=str(ws.root), tag="pf", loop_id=plan.loop_id, iteration=0, baseline_commit=plan.baseline_commit)
+    context = LoopContext(repo=str(ws.root), tag="pf", loop_id=plan.loop_id)
+    spec = Iteration(loop=context, iteration=0, baseline_commit=plan.baseline_commit, kind=Baseline())
     baseline_state = experiment_iteration(spec, return_state=True)
     outcome = baseline_state.result()
     names = [name for name, _ in _task_runs(baseline_state.state_details.flow_run_id)]
@@ -40,7 +41,12 @@ def test_iteration_has_eight_tasks_and_a_rerun_skips_completed_ones(repo: Path):
 
     # Iteration 1 fails (the read-only file changed) after hypothesize and edit completed.
     spec = spec.model_copy(
-        update={"iteration": 1, "baseline_commit": outcome.baseline_commit, "baseline_value": outcome.baseline_value}
+        update={
+            "iteration": 1,
+            "baseline_commit": outcome.baseline_commit,
+            "baseline_value": outcome.baseline_value,
+            "kind": Idea(),
+        }
     )
     original = (repo / "prepare.py").read_text()
     (repo / "prepare.py").write_text(original + "# changed\n")

@@ -7,6 +7,7 @@ $AUTORESEARCH_SCREENSHOTS.
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import threading
@@ -68,7 +69,7 @@ def night(tmp_path_factory) -> Night:
         tagged = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[tag])), sort=FlowRunSort.START_TIME_ASC
         )
-        runs = [run for run in tagged if any(t.startswith("loop-") for t in run.tags)]  # the iterations
+        runs = [run for run in tagged if "research-loop" not in run.tags]  # the iterations
         loop_run = next(run for run in tagged if run not in runs)
         logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[loop_run.id])))
         artifacts = {
@@ -98,7 +99,8 @@ def by_key(artifacts: list, key: str):
 def decision(artifacts: list) -> str:
     """The decision line of an iteration's own report (the markdown artifact without a key)."""
     report = next(a for a in artifacts if a.key is None and a.type == "markdown")
-    return re.search(r"\*\*Decision: \w+\*\* — (.+)", report.data)[1]
+    escaped = re.search(r"\*\*Decision: \w+\*\* — (.+)", report.data)[1]
+    return html.unescape(re.sub(r"\\(.)", r"\1", escaped))  # as the page shows it: model text is escaped
 
 
 def test_every_iteration_publishes_the_ledger_the_summary_and_its_training_progress(night: Night):

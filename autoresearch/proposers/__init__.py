@@ -5,8 +5,7 @@ from autoresearch.proposers.base import (
     ProposerExhausted,
     available,
     get_proposer,
-    proposer_options,
     register,
 )
 
-__all__ = ["Proposer", "ProposerExhausted", "available", "get_proposer", "proposer_options", "register"]
+__all__ = ["Proposer", "ProposerExhausted", "available", "get_proposer", "register"]

@@ -20,6 +20,7 @@ class ProposerExhausted(UserError):
 class Proposer(ABC):
     name: ClassVar[str]
     can_fix: ClassVar[bool] = False  # may be asked to repair a crashed run
+    prefetch: ClassVar[bool] = True  # may propose the next idea while the current one trains
 
     def __init__(self, **options: Any) -> None:
         self.options = options
@@ -27,17 +28,6 @@ class Proposer(ABC):
     @abstractmethod
     def propose(self, context: ProposalContext) -> Proposal:
         """Return one focused idea for the next experiment."""
-
-
-def proposer_options(
-    model: str | None = None,
-    api_key_secret: str | None = None,
-    agent_command: str | None = None,
-    agent_timeout: float | None = None,
-) -> dict[str, Any]:
-    """The CLI flags / flow parameters that configure a proposer, as JSON-serializable options (None dropped)."""
-    given = {"model": model, "api_key_secret": api_key_secret, "agent_command": agent_command, "agent_timeout": agent_timeout}
-    return {key: value for key, value in given.items() if value is not None}
 
 
 def register(cls: type[Proposer]) -> type[Proposer]:

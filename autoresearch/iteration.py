@@ -1,0 +1,277 @@
+"""What one iteration is, and what the loop runs next.
+
+An iteration is one of five kinds, each a model of its own (so an illegal mix cannot be built):
+- `Baseline`: the unmodified code, run while the loop has no kept result yet;
+- `Idea`: a new idea from the proposer, built on the last keep (or one candidate of a --parallel round);
+- `Fix`: a proposer with `can_fix` repairs an experiment that crashed (at most MAX_FIX_ATTEMPTS in a row);
+- `NoiseRepeat`: the unmodified baseline trained again right after it, to measure noise (noise.py);
+- `Resumed`: an experiment committed by an interrupted attempt, finished instead of a new one.
+
+`next_step` is the loop's one rule for what runs next, a pure function of `LoopState` and the last outcome.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from autoresearch import noise
+from autoresearch.models import Decision, LedgerRow, Metrics, Proposal
+from autoresearch.workspace import Workspace
+
+MAX_FIX_ATTEMPTS = 2
+EXPERIMENT_PREFIX = "experiment: "
+
+
+class CrashInfo(BaseModel):
+    """A crashed experiment that the next iteration tries to fix."""
+
+    commit: str  # full hash of the crashed experiment commit: the fix's parent
+    iteration: int  # its row, and its run.log under .autoresearch/logs/
+    description: str  # the idea being fixed
+    reason: str  # why it crashed
+    attempt: int  # 1 .. MAX_FIX_ATTEMPTS
+
+
+class Baseline(BaseModel):
+    kind: Literal["baseline"] = "baseline"
+
+
+class Idea(BaseModel):
+    kind: Literal["idea"] = "idea"
+
+
+class Fix(BaseModel):
+    kind: Literal["fix"] = "fix"
+    crash: CrashInfo
+
+
+class NoiseRepeat(BaseModel):
+    kind: Literal["noise_repeat"] = "noise_repeat"
+    number: int  # 1 .. noise_repeats
+
+
+class Resumed(BaseModel):
+    kind: Literal["resumed"] = "resumed"
+    commit: str  # the experiment commit left by the interrupted attempt
+    repeat: int | None = None  # the noise repeat it was, if it was one
+
+
+Kind = Annotated[Baseline | Idea | Fix | NoiseRepeat | Resumed, Field(discriminator="kind")]
+
+
+class LoopContext(BaseModel):
+    """What every iteration of one loop shares: where it works and how it is configured."""
+
+    repo: str
+    tag: str
+    loop_id: str
+    overrides: dict[str, Any] = {}
+    proposer: str = "mutate"
+    proposer_options: dict[str, Any] = {}  # --model, --agent-command, ... (JSON values; part of the cache key)
+    time_budget: int | None = None
+    deployed: bool = False  # train on the gpu work pool (train-on-gpu runs) instead of in this process
+    remote: str | None = None  # git URL that GPU workers fetch experiment commits from (default: the repo's path)
+    prefetch: bool = True  # local mode: propose the next idea while this one trains
+    confirm: bool = False  # re-train a would-be keep once; keep only if both runs pass
+    slot: int = 0  # local mode's training slot (deployed: the GPU worker's own)
+
+    def workspace(self) -> Workspace:
+        return _workspace(self.repo, self.tag, json.dumps(self.overrides, sort_keys=True))
+
+
+@lru_cache(maxsize=8)
+def _workspace(repo: str, tag: str, overrides: str) -> Workspace:
+    return Workspace(repo, tag, json.loads(overrides))
+
+
+class Iteration(BaseModel):
+    """One iteration: its number, the baseline it is judged against, and its kind."""
+
+    loop: LoopContext
+    iteration: int  # its row number in results.tsv
+    baseline_commit: str
+    baseline_value: float | None = None  # None exactly for the Baseline kind
+    sigma: float | None = None  # measured baseline noise: keeps need max(small_gain, 2 sigma)
+    round_size: int = 1  # > 1: one candidate of a --parallel round (Idea only)
+    kind: Kind = Idea()
+
+    @model_validator(mode="after")
+    def _legal(self) -> Iteration:
+        if (self.baseline_value is None) != isinstance(self.kind, Baseline):
+            raise ValueError("a baseline value is known for every kind but the baseline run")
+        if self.round_size > 1 and not isinstance(self.kind, Idea):
+            raise ValueError("only new ideas run as candidates of a round")
+        return self
+
+    @property
+    def in_round(self) -> bool:
+        return self.round_size > 1
+
+    @property
+    def parent_commit(self) -> str:
+        """What this iteration's commit builds on: the crashed commit for a fix, else the baseline."""
+        return self.kind.crash.commit if isinstance(self.kind, Fix) else self.baseline_commit
+
+    @property
+    def edits_code(self) -> bool:
+        """The proposer's edits make this commit (a new idea or a fix); other kinds reuse code as it is."""
+        return isinstance(self.kind, Idea | Fix)
+
+    @property
+    def repeat(self) -> int | None:
+        """The noise repeat number, for a repeat (new or resumed)."""
+        return self.kind.number if isinstance(self.kind, NoiseRepeat) else getattr(self.kind, "repeat", None)
+
+    @property
+    def given_commit(self) -> str | None:
+        """The commit this iteration trains without making one: the baseline's, or the resumed one."""
+        if isinstance(self.kind, Baseline):
+            return self.baseline_commit
+        return self.kind.commit if isinstance(self.kind, Resumed) else None
+
+    @property
+    def counts(self) -> bool:
+        """Counts toward --iterations: a new idea, or a resumed one."""
+        return isinstance(self.kind, Idea) or (isinstance(self.kind, Resumed) and self.kind.repeat is None)
+
+    def workspace(self) -> Workspace:
+        return self.loop.workspace()
+
+
+def preset_proposal(it: Iteration, resumed_subject: str = "") -> Proposal | None:
+    """The proposal of a kind that needs no proposer (None: ask the proposer)."""
+    kind = it.kind
+    if isinstance(kind, Resumed):
+        description = resumed_subject.removeprefix(EXPERIMENT_PREFIX)
+        return Proposal(description=description, rationale="resumed after an interruption")
+    if isinstance(kind, Baseline):
+        return Proposal(description="baseline", rationale="the unmodified code, to compare against")
+    if isinstance(kind, NoiseRepeat):
+        return Proposal(
+            description=noise.repeat_description(kind.number),
+            rationale="the unmodified baseline trained again, to measure run-to-run noise",
+        )
+    return None
+
+
+def resumed(commit: str, subject: str) -> Resumed:
+    """The in-flight commit found at resume, with the noise repeat it was (read from its subject)."""
+    return Resumed(commit=commit, repeat=noise.repeat_number(subject.removeprefix(EXPERIMENT_PREFIX)))
+
+
+class IterationOutcome(BaseModel):
+    """What an iteration hands back to the loop. A round's candidate has no row yet: the loop logs it."""
+
+    iteration: int
+    commit: str  # the experiment commit (full hash)
+    proposal: Proposal  # without its edits (the commit holds them)
+    verdict: Decision
+    metrics: Metrics | None = None
+    trained: bool = False  # a training ran (its run.log exists): a crash can be fixed from it
+    training_seconds: float = 0.0
+    row: LedgerRow | None = None  # None for a round's candidate until the loop logs it
+    baseline_commit: str  # after this iteration: the commit the next one starts from
+    baseline_value: float | None
+
+
+class LoopState(BaseModel):
+    """Where the loop stands between rounds."""
+
+    next_iteration: int  # rows in results.tsv
+    baseline_commit: str
+    baseline_value: float | None
+    rows: list[LedgerRow] = []
+    noise_repeats: int = 0
+    can_fix: bool = False  # the proposer can repair crashes
+    in_flight: Resumed | None = None  # only until the first round
+    done: int = 0  # iterations that count toward --iterations
+    iterations: int | None = None
+    parallel: int = 1
+    out_of_time: bool = False  # --stop-after has passed
+
+
+class Stop(BaseModel):
+    reason: str
+
+
+class Round(BaseModel):
+    kinds: list[Kind]
+
+
+def next_step(state: LoopState, last: Iteration | None = None, outcome: IterationOutcome | None = None) -> Round | Stop:
+    """What runs next: a baseline, a resumed commit, a noise repeat, a fix, or a round of new ideas (or stop)."""
+    kind = _next_kind(state, last, outcome)
+    if not isinstance(kind, Idea):  # not a new idea: runs whatever the limits say
+        return Round(kinds=[kind])
+    if state.iterations is not None and state.done >= state.iterations:
+        return Stop(reason=f"ran {state.done} iterations")
+    if state.out_of_time:
+        return Stop(reason=f"stop time reached after {state.done} iterations")
+    size = state.parallel if state.iterations is None else min(state.parallel, state.iterations - state.done)
+    return Round(kinds=[Idea() for _ in range(size)])
+
+
+def _next_kind(state: LoopState, last: Iteration | None, outcome: IterationOutcome | None) -> Baseline | Resumed | Kind:
+    if state.baseline_value is None:
+        return Baseline()
+    if state.in_flight is not None:
+        return state.in_flight
+    repeat = noise.next_repeat(state.rows, state.noise_repeats)
+    if repeat is not None:
+        return NoiseRepeat(number=repeat)
+    crash = fix_of(last, outcome) if state.can_fix and last and outcome else None
+    return Fix(crash=crash) if crash else Idea()
+
+
+def fix_of(last: Iteration, outcome: IterationOutcome) -> CrashInfo | None:
+    """The crash the next iteration repairs: a crashed idea (or fix) of a single iteration that trained."""
+    if outcome.verdict.status != "crash" or last.in_round or not outcome.trained:
+        return None
+    if isinstance(last.kind, Fix):
+        attempt, idea = last.kind.crash.attempt + 1, last.kind.crash.description
+    elif last.counts:
+        attempt, idea = 1, outcome.proposal.description
+    else:  # a baseline or noise repeat is never "fixed"
+        return None
+    if attempt > MAX_FIX_ATTEMPTS:
+        return None
+    return CrashInfo(
+        commit=outcome.commit, iteration=last.iteration, description=idea, reason=outcome.verdict.reason, attempt=attempt
+    )
+
+
+def after_round(
+    state: LoopState, ran: list[Iteration], baseline_commit: str, baseline_value: float | None, rows: list[LedgerRow]
+) -> LoopState:
+    """The state once a round is logged: its rows, the new baseline, the count toward --iterations."""
+    return state.model_copy(
+        update={
+            "next_iteration": ran[-1].iteration + 1,
+            "baseline_commit": baseline_commit,
+            "baseline_value": baseline_value,
+            "rows": rows,
+            "in_flight": None,
+            "done": state.done + sum(it.counts for it in ran),
+        }
+    )
+
+
+def build_round(context: LoopContext, state: LoopState, step: Round) -> list[Iteration]:
+    """The iterations of a round, numbered from the next row, all judged against the same baseline."""
+    sigma = noise.sigma(state.rows)
+    return [
+        Iteration(
+            loop=context,
+            iteration=state.next_iteration + k,
+            baseline_commit=state.baseline_commit,
+            baseline_value=state.baseline_value,
+            sigma=sigma,
+            round_size=len(step.kinds),
+            kind=kind,
+        )
+        for k, kind in enumerate(step.kinds)
+    ]

@@ -1,0 +1,172 @@
+"""The iteration model: illegal kinds cannot be built, and `next_step` picks what runs next (a table of cases)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from autoresearch.iteration import (
+    MAX_FIX_ATTEMPTS,
+    Baseline,
+    CrashInfo,
+    Fix,
+    Idea,
+    Iteration,
+    IterationOutcome,
+    LoopContext,
+    LoopState,
+    NoiseRepeat,
+    Resumed,
+    Round,
+    Stop,
+    after_round,
+    build_round,
+    next_step,
+    resumed,
+)
+from autoresearch.models import Decision, LedgerRow, Proposal
+
+CONTEXT = LoopContext(repo="/r", tag="t", loop_id="L")
+BASE = "b" * 40
+CRASHED = "c" * 40
+
+
+def row(description: str, value: float = 1.0, status: str = "discard") -> LedgerRow:
+    return LedgerRow(commit="abcdef0", value=value, memory_gb=0.0, status=status, description=description)
+
+
+KEPT_BASELINE = [row("baseline", 1.0, "keep")]
+WITH_REPEAT = [*KEPT_BASELINE, row("baseline (noise repeat 1)", 1.01)]
+WITH_IDEA = [*KEPT_BASELINE, row("an idea", 0.9, "keep")]
+
+
+def state(rows: list[LedgerRow], **update) -> LoopState:
+    fields = dict(
+        next_iteration=len(rows),
+        baseline_commit=BASE,
+        baseline_value=1.0 if rows else None,
+        rows=rows,
+        noise_repeats=0,
+        can_fix=True,
+    )
+    return LoopState(**{**fields, **update})
+
+
+def iteration(kind, round_size: int = 1, number: int = 3) -> Iteration:
+    value = None if isinstance(kind, Baseline) else 1.0
+    return Iteration(loop=CONTEXT, iteration=number, baseline_commit=BASE, baseline_value=value, round_size=round_size, kind=kind)
+
+
+def outcome(status: str, trained: bool = True, description: str = "an idea") -> IterationOutcome:
+    return IterationOutcome(
+        iteration=3,
+        commit=CRASHED,
+        proposal=Proposal(description=description),
+        verdict=Decision(status=status, reason="exit code 1" if status == "crash" else "r"),
+        trained=trained,
+        baseline_commit=BASE,
+        baseline_value=1.0,
+    )
+
+
+def crash(attempt: int) -> CrashInfo:
+    return CrashInfo(commit="d" * 40, iteration=2, description="the idea", reason="exit code 1", attempt=attempt)
+
+
+IN_FLIGHT = Resumed(commit="e" * 40)
+IN_FLIGHT_REPEAT = Resumed(commit="e" * 40, repeat=2)
+
+CASES = [
+    # (name, state, last kind, last outcome, expected kinds or stop reason)
+    ("fresh loop: the baseline", state([]), None, None, ["baseline"]),
+    (
+        "baseline crashed before: the baseline again",
+        state([row("baseline", 0.0, "crash")], baseline_value=None),
+        None,
+        None,
+        ["baseline"],
+    ),
+    ("limits never stop the baseline", state([], iterations=1, done=1), None, None, ["baseline"]),
+    ("in-flight commit first", state(WITH_IDEA, in_flight=IN_FLIGHT), None, None, ["resumed"]),
+    ("in-flight even past the limit", state(WITH_IDEA, in_flight=IN_FLIGHT, iterations=1, done=1), None, None, ["resumed"]),
+    (
+        "noise repeat after the kept baseline",
+        state(KEPT_BASELINE, noise_repeats=2),
+        Baseline(),
+        outcome("keep"),
+        ["noise_repeat"],
+    ),
+    ("second noise repeat", state(WITH_REPEAT, noise_repeats=2), NoiseRepeat(number=1), outcome("discard"), ["noise_repeat"]),
+    ("repeats done: an idea", state(WITH_REPEAT, noise_repeats=1), NoiseRepeat(number=1), outcome("discard"), ["idea"]),
+    ("no repeats once ideas ran", state(WITH_IDEA, noise_repeats=3), Idea(), outcome("keep"), ["idea"]),
+    ("a trained crash gets a fix", state(WITH_IDEA), Idea(), outcome("crash"), ["fix"]),
+    ("no fix when the proposer cannot", state(WITH_IDEA, can_fix=False), Idea(), outcome("crash"), ["idea"]),
+    ("no fix of a refused edit (never trained)", state(WITH_IDEA), Idea(), outcome("crash", trained=False), ["idea"]),
+    ("a resumed idea that crashed gets a fix", state(WITH_IDEA), Resumed(commit="e" * 40), outcome("crash"), ["fix"]),
+    ("no fix of a noise repeat", state(WITH_REPEAT), NoiseRepeat(number=1), outcome("crash"), ["idea"]),
+    ("a fix that crashed: attempt 2", state(WITH_IDEA), Fix(crash=crash(1)), outcome("crash"), ["fix"]),
+    ("fixes give up", state(WITH_IDEA), Fix(crash=crash(MAX_FIX_ATTEMPTS)), outcome("crash"), ["idea"]),
+    ("a fix runs past the limit", state(WITH_IDEA, iterations=1, done=1), Idea(), outcome("crash"), ["fix"]),
+    ("limit reached", state(WITH_IDEA, iterations=2, done=2), Idea(), outcome("keep"), "ran 2 iterations"),
+    (
+        "stop time reached",
+        state(WITH_IDEA, out_of_time=True, done=4),
+        Idea(),
+        outcome("keep"),
+        "stop time reached after 4 iterations",
+    ),
+    ("a round of parallel ideas", state(WITH_IDEA, parallel=3), Idea(), outcome("keep"), ["idea"] * 3),
+    ("the last round is cut to the limit", state(WITH_IDEA, parallel=3, iterations=5, done=4), Idea(), outcome("keep"), ["idea"]),
+    ("no fix after a round", state(WITH_IDEA, parallel=2), "round", outcome("crash"), ["idea"] * 2),
+]
+
+
+@pytest.mark.parametrize(("name", "loop", "last_kind", "last_outcome", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_next_step(name, loop, last_kind, last_outcome, expected):
+    last = iteration(Idea(), round_size=2) if last_kind == "round" else iteration(last_kind) if last_kind else None
+    step = next_step(loop, last, last_outcome)
+    if isinstance(expected, str):
+        assert step == Stop(reason=expected)
+    else:
+        assert isinstance(step, Round) and [kind.kind for kind in step.kinds] == expected
+
+
+def test_a_fix_builds_on_the_crash_and_keeps_the_original_idea():
+    first = next_step(state(WITH_IDEA), iteration(Idea()), outcome("crash", description="wider MLP"))
+    [fix] = first.kinds
+    assert fix.crash == CrashInfo(commit=CRASHED, iteration=3, description="wider MLP", reason="exit code 1", attempt=1)
+    again = next_step(state(WITH_IDEA), iteration(fix), outcome("crash", description="fix of ccccccc: wider MLP"))
+    assert again.kinds[0].crash.attempt == 2 and again.kinds[0].crash.description == "wider MLP"
+    assert iteration(fix).parent_commit == CRASHED
+
+
+def test_a_resumed_noise_repeat_is_judged_as_one_and_does_not_count():
+    assert resumed("e" * 40, "experiment: baseline (noise repeat 2)") == IN_FLIGHT_REPEAT
+    assert iteration(IN_FLIGHT_REPEAT).repeat == 2 and not iteration(IN_FLIGHT_REPEAT).counts
+    assert iteration(IN_FLIGHT).counts and iteration(IN_FLIGHT).repeat is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"kind": Baseline(), "baseline_value": 1.0}, "baseline value"),
+        ({"kind": Idea(), "baseline_value": None}, "baseline value"),
+        ({"kind": NoiseRepeat(number=1), "baseline_value": 1.0, "round_size": 2}, "only new ideas"),
+    ],
+)
+def test_illegal_iterations_cannot_be_built(fields, message):
+    with pytest.raises(ValidationError, match=message):
+        Iteration(loop=CONTEXT, iteration=1, baseline_commit=BASE, **fields)
+
+
+def test_rounds_are_numbered_from_the_next_row_and_counted_after():
+    loop = state(WITH_IDEA, parallel=2, iterations=10)
+    ran = build_round(CONTEXT, loop, Round(kinds=[Idea(), Idea()]))
+    assert [it.iteration for it in ran] == [2, 3] and all(it.round_size == 2 for it in ran)
+    later = after_round(loop, ran, "f" * 40, 0.8, [*WITH_IDEA, row("x"), row("y")])
+    assert (later.next_iteration, later.done, later.baseline_commit, later.baseline_value) == (4, 2, "f" * 40, 0.8)
+
+
+def test_the_iteration_round_trips_through_json_as_a_deployment_parameter():
+    spec = iteration(Fix(crash=crash(1)))
+    assert Iteration.model_validate(spec.model_dump(mode="json")) == spec
