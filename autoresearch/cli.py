@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
@@ -24,6 +24,9 @@ from autoresearch import ledger
 from autoresearch.errors import UserError
 from autoresearch.options import DeploymentDefaults, LoopOptions
 from autoresearch.secrets import clean_env
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="karpathy/autoresearch's research loop on Prefect.")
 out = Console()
@@ -42,9 +45,9 @@ def init(directory: Annotated[Path, typer.Argument(help="A new or empty director
     for name in EXPERIMENT_FILES:
         (directory / name).write_text((source / name).read_text())
     (directory / ".gitignore").write_text(GITIGNORE)
-    subprocess.run(["git", "init", "-q", str(directory)], check=True)
     from autoresearch.gitops import Git
 
+    Git.init(directory)
     repo = Git(directory)
     repo.run("add", *EXPERIMENT_FILES, ".gitignore")
     repo.run("commit", "-q", "-m", "autoresearch: the bundled tiny CPU experiment")
@@ -138,7 +141,7 @@ def run(options: LoopOptions, deployed: bool, wait: bool) -> None:
 
         research_loop = import_object(RESEARCH_LOOP.entrypoint)  # the same flow a deployment runs
 
-        with local_mode():  # no heartbeats, fast retries of SQLite lock conflicts: see prefect_tuning.py
+        with local_mode():  # no heartbeats, batched server writes: see prefect_tuning.py
             summary = research_loop(**options.flow_parameters())
     _print_summary(summary)
 
@@ -278,7 +281,7 @@ def status(
     for column in ("#", "commit", metric, "memory_gb", "status", "description"):
         table.add_column(column, justify="right" if column in ("#", metric, "memory_gb") else "left")
     style = {"keep": "green", "discard": "grey50", "crash": "red"}
-    for number, row in list(enumerate(entries))[-rows:]:
+    for number, row in entries.tail(rows).iterrows():
         table.add_row(
             str(number),
             escape(row.commit),
@@ -376,22 +379,26 @@ def _setup_notifications(block: str) -> None:
     out.print(f"automations {', '.join(repr(n) for n in names)} send through block {block!r}", markup=False, soft_wrap=True)
 
 
-def _ledger(repo: Path, file: Path | None, direction: str | None) -> tuple[Path, str, list, str]:
-    """(path, metric, rows, direction) of any results.tsv: --file, or the repo's."""
+def _ledger(repo: Path, file: Path | None, direction: str | None) -> tuple[Path, str, pd.DataFrame, str]:
+    """(path, metric, results, direction) of any results.tsv: --file, or the repo's."""
+    from autoresearch.summary import read_results
+
     path = file or repo / ledger.LEDGER_FILE
     if file is None and not path.exists():
         raise UserError(f"no results.tsv in {repo}; start a loop with `autoresearch run --repo {repo}`, or pass --file")
     if direction not in (None, "minimize", "maximize"):
         raise UserError(f"--direction {direction!r}: use minimize or maximize")
-    metric, rows = ledger.read_any(path)
-    return path, metric, rows, direction or _direction(path.parent)
+    results = read_results(path)
+    return path, results.attrs["metric"], results, direction or _direction(path.parent)
 
 
 def _tag_of(directory: Path) -> str | None:
-    branch = subprocess.run(
-        ["git", "symbolic-ref", "-q", "--short", "HEAD"], cwd=directory, capture_output=True, text=True, check=False
-    )
-    name = branch.stdout.strip()
+    from autoresearch.gitops import Git
+
+    try:
+        name = Git(directory).current_branch() or ""
+    except UserError:
+        return None
     return name.removeprefix("autoresearch/") if name.startswith("autoresearch/") else None
 
 

@@ -10,12 +10,12 @@ left out of the y-range and drawn as red marks along the bottom edge.
 from __future__ import annotations
 
 import io
-import math
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from pydantic import BaseModel
 
-from autoresearch.models import LedgerRow
 from autoresearch.summary import Direction, better, kept
 
 LABEL_CHARS = 45
@@ -46,28 +46,29 @@ def label(description: str) -> str:
 
 
 def plot_data(
-    rows: list[LedgerRow], metric: str = "val_bpb", direction: Direction = "minimize", tag: str | None = None
+    results: pd.DataFrame, metric: str = "val_bpb", direction: Direction = "minimize", tag: str | None = None
 ) -> PlotData:
-    keeps = kept(rows)
-    title = f"{len(rows)} Experiments, {sum(row.status == 'keep' for row in rows)} Kept Improvements"
+    """The plot of a results DataFrame (`autoresearch.summary.read_results`), as karpathy's notebook draws it."""
+    keeps = kept(results)
+    title = f"{len(results)} Experiments, {int((results['status'] == 'keep').sum())} Kept Improvements"
     title = f"{tag}: {title}" if tag else f"Autoresearch Progress: {title}"
     best_line: list[Point] = []
-    for number, row in keeps:
-        if not best_line or better(row.value, best_line[-1].value, direction) > 0:
-            best_line.append(Point(number=number, value=row.value))
-    if best_line and best_line[-1].number < len(rows) - 1:
-        best_line.append(Point(number=len(rows) - 1, value=best_line[-1].value))
-    ylim = _ylim([row.value for _, row in keeps]) if keeps else None
-    discards = [(n, row.value) for n, row in enumerate(rows) if row.status == "discard" and math.isfinite(row.value)]
-    inside = [Point(number=n, value=v) for n, v in discards if ylim is None or ylim[0] <= v <= ylim[1]]
+    for number, value in keeps["value"].items():
+        if not best_line or better(value, best_line[-1].value, direction) > 0:
+            best_line.append(Point(number=number, value=value))
+    if best_line and best_line[-1].number < len(results) - 1:
+        best_line.append(Point(number=len(results) - 1, value=best_line[-1].value))
+    ylim = _ylim(keeps["value"].tolist()) if len(keeps) else None
+    discards = results[(results["status"] == "discard") & np.isfinite(results["value"])]["value"]
+    inside = discards if ylim is None else discards[discards.between(*ylim)]
     return PlotData(
         title=title,
         metric=metric,
         direction=direction,
-        kept=[Point(number=n, value=row.value, label=label(row.description)) for n, row in keeps],
-        discarded=inside,
+        kept=[Point(number=n, value=row.value, label=label(row.description)) for n, row in keeps.iterrows()],
+        discarded=[Point(number=n, value=v) for n, v in inside.items()],
         off_scale=len(discards) - len(inside),
-        crashed=[n for n, row in enumerate(rows) if row.status == "crash"],
+        crashed=results.index[results["status"] == "crash"].tolist(),
         best_line=best_line,
         ylim=ylim,
     )

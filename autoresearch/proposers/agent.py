@@ -27,7 +27,7 @@ from autoresearch.errors import UserError
 from autoresearch.gitops import Git
 from autoresearch.models import FileEdit, Proposal, ProposalContext
 from autoresearch.prompt import AGENT_ANSWER, MAX_DESCRIPTION, build_prompt
-from autoresearch.proposers.base import Proposer, register
+from autoresearch.proposers.base import Proposer
 from autoresearch.runner import run_command
 from autoresearch.secrets import redact, redact_file
 
@@ -40,7 +40,6 @@ BOILERPLATE = re.compile(
 )
 
 
-@register
 class AgentProposer(Proposer):
     """Runs a coding agent in a scratch checkout and turns what it changed into a Proposal."""
 

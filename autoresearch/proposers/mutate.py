@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from autoresearch.models import FileEdit, LedgerRow, Proposal, ProposalContext
-from autoresearch.proposers.base import Proposer, ProposerExhausted, register
+from autoresearch.proposers.base import Proposer, ProposerExhausted
 
 # --- the step table -------------------------------------------------------------------------------
 FLOAT_FACTORS: tuple[float, ...] = (1.5, 2.0, 3.0)  # multiply and divide
@@ -375,7 +375,6 @@ def choose(context: ProposalContext) -> tuple[Constant, Candidate, int]:
     return constant, candidate, sum(len(steps) for steps in open_steps.values())
 
 
-@register
 class MutateProposer(Proposer):
     """Offline, seeded: change one numeric constant by its nearest untried step."""
 
