@@ -20,7 +20,7 @@ from autoresearch.secrets import redact
 from autoresearch.summary import Direction, summarize
 
 MARKDOWN_PUNCTUATION = re.compile(r"[\\`*_{}\[\]()#+\-.!|~:]")
-PLOT_SIZE, PLOT_DPI = (10, 5), 100  # ~1000x500 px, some 50 KB: small enough to store once per iteration
+PLOT_SIZE, PLOT_DPI = (12, 6), 120  # ~1440x720 px, labels readable in the artifact page; ~80 KB per iteration
 
 
 def artifact_key(kind: str, tag: str) -> str:

@@ -112,3 +112,23 @@ def test_render_png_writes_a_png_of_the_requested_size(tmp_path, rows):
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and path.read_bytes() == png
     width, height = struct.unpack(">II", png[16:24])
     assert 300 <= width <= 400 and 150 <= height <= 200  # bbox_inches="tight" trims a little
+
+
+def test_off_scale_discards_are_edge_markers_not_hidden(tmp_path):
+    rows = ledger(
+        (1.0, "keep", "baseline"), (0.99, "keep", "better"), (1.8, "discard", "far worse"), (0.5, "discard", "far better?")
+    )
+    data = plot_data(rows, "val_bpb", "minimize")
+    assert [(p.number, p.value) for p in data.off_scale_points] == [(2, 1.8), (3, 0.5)]
+    assert data.off_scale == 2 and data.discarded == []
+    with_markers = render_png(data, size=(8, 4), dpi=50)
+    without = render_png(data.model_copy(update={"off_scale_points": []}), size=(8, 4), dpi=50)
+    assert with_markers != without  # the markers are drawn
+
+
+def test_the_artifact_plot_is_large_enough_to_read():
+    from autoresearch.artifacts import PLOT_DPI, PLOT_SIZE
+
+    png = render_png(plot_data(NIGHT), size=PLOT_SIZE, dpi=PLOT_DPI)
+    width, height = struct.unpack(">II", png[16:24])
+    assert width >= 1200 and height >= 600
