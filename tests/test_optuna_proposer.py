@@ -113,6 +113,7 @@ def test_registered_through_the_entry_point():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # two loops, each starting Prefect: minutes on a loaded machine
 def test_a_real_loop_with_optuna_resumes_from_results_tsv(repo: Path):
     first = cli("run", "--repo", str(repo), "--tag", "opt", "--iterations", "3", "--proposer", "optuna")
     assert first.returncode == 0, first.stderr
