@@ -8,8 +8,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from autoresearch.secrets import clean_env
 
 SUPERVISOR = Path(__file__).with_name("supervisor.py")
 
@@ -29,13 +32,16 @@ def run_command(
     env: dict[str, str] | None = None,
     record: Path | None = None,
     stdin: Path | None = None,
+    drop: Iterable[str] = (),
+    keep: Iterable[str] = (),
 ) -> RunOutcome:
     """Run `command` through the shell in `cwd`; stdout and stderr go to `log_path`.
 
     After `timeout` seconds, or if this process is interrupted, the whole process group (children
     and grandchildren) is killed with SIGKILL. `record` names a file that holds the group while it runs,
     so a later process can kill it if this one dies (see `kill_recorded`). `stdin` names a file to feed
-    the command (default: no input).
+    the command (default: no input). The command's environment is this process's without credentials
+    (autoresearch.secrets: `drop` names more variables to remove, `keep` the ones it may have), plus `env`.
     """
     started = time.monotonic()
     timed_out = False
@@ -46,7 +52,7 @@ def run_command(
             stdin=source,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            env={**clean_env(drop=drop, keep=keep), "PYTHONUNBUFFERED": "1", **(env or {})},
             start_new_session=True,
         )
     try:

@@ -20,9 +20,10 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from autoresearch.errors import UserError
-from autoresearch.gitops import Git
+from autoresearch.gitops import Git, GitFailed
 from autoresearch.progress import training_progress
 from autoresearch.runner import kill_recorded, run_command
+from autoresearch.secrets import known_secrets, redact_file
 from autoresearch.workspace import log_path, verify_checksums, worktree_path
 
 RUN_LOG = "run.log"
@@ -41,7 +42,8 @@ class TrainRequest(BaseModel):
     commit: str
     command: str  # `{python}` expands to the interpreter of the process that runs the job
     timeout_seconds: float
-    env: dict[str, str] = {}
+    env: dict[str, str] = {}  # added to the environment, which has no credentials (autoresearch.secrets)
+    env_drop: list[str] = []  # more variables to keep out of the training (config key env_drop)
     readonly: dict[str, str] = {}  # path -> sha256 recorded at setup
     run: int = 0  # > 0: a repeat of the same commit (--confirm), logged next to the first
 
@@ -88,11 +90,13 @@ def run_training_job(request: TrainRequest, slot: int, record: Path | None = Non
             timeout=request.timeout_seconds,
             env=request.env,
             record=record,
+            drop=request.env_drop,
         )
     ended_at = time.time()
     archived = log_path(root, request.tag, request.iteration, request.commit, request.run)
     archived.parent.mkdir(parents=True, exist_ok=True)
     os.replace(live_log, archived)
+    redact_file(archived, known_secrets(drop=request.env_drop))  # whatever it printed: no known secret is stored
     if not request.remote:
         _link(root / RUN_LOG, archived)
     return TrainReport(
@@ -119,7 +123,7 @@ def _clone_for(request: TrainRequest) -> Git:
     git = Git(clone)
     try:
         git.run("fetch", "-q", "--no-tags", request.remote, f"+{request.ref}:{request.ref}")
-    except RuntimeError as exc:
+    except GitFailed as exc:
         raise UserError(f"could not fetch {request.ref} from {request.remote}: {exc}") from None
     return git
 

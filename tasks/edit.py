@@ -4,6 +4,7 @@ from autoresearch.tasks.spec import iteration_cache_key
 from prefect import task
 
 from autoresearch.edits import EditResult, apply_edits
+from autoresearch.guard import guard_edit
 from autoresearch.iteration import Iteration
 from autoresearch.models import Proposal
 
@@ -15,7 +16,8 @@ def edit(spec: Iteration, proposal: Proposal) -> EditResult:
         return EditResult()
     ws = spec.workspace()
     originals = {path: ws.git.show(spec.parent_commit, path) or "" for path in ws.config.editable}
-    result = apply_edits(originals, proposal.edits)
+    readonly = {path: ws.git.show(spec.parent_commit, path) or "" for path in ws.config.readonly}
+    result = guard_edit(apply_edits(originals, proposal.edits), originals, readonly, ws.config.protected_names)
     if proposal.refused:  # the proposer gave up (invalid replies, an agent that touched other files)
         return EditResult(files=result.files, refused=proposal.refused)
     return result

@@ -8,6 +8,7 @@ from prefect import task
 from autoresearch.gpu_pool import train_on_pool
 from autoresearch.iteration import Iteration
 from autoresearch.models import TrainResult
+from autoresearch.secrets import redact
 from autoresearch.training_job import TrainRequest, run_training_job
 
 
@@ -31,6 +32,7 @@ def train(spec: Iteration, commit: str, run: int = 0) -> TrainResult:
         command=config.command,
         timeout_seconds=config.timeout_seconds,
         env={"AUTORESEARCH_TIME_BUDGET": str(spec.loop.time_budget)} if spec.loop.time_budget else {},
+        env_drop=config.env_drop,
         readonly=ws.recorded_checksums(),
         run=run,
     )
@@ -43,7 +45,7 @@ def train(spec: Iteration, commit: str, run: int = 0) -> TrainResult:
     if report.log_text is not None:  # the log stayed on the worker's machine: keep the tail that came back
         log_path = ws.log_path(spec.iteration, commit, run)
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_path.write_text(report.log_text)
+        log_path.write_text(redact(report.log_text))
     return TrainResult(
         commit=commit, log_path=log_path, exit_code=report.exit_code, timed_out=report.timed_out, seconds=report.seconds
     )

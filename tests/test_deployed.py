@@ -102,6 +102,8 @@ def test_deployed_loop_trains_the_bundled_experiment_on_worker_slots(workers, tm
     trainings = flow_runs("train-on-gpu", "dep")
     assert len(trainings) == 3 and all(run.state.is_completed() for run in trainings)
     assert all(run.deployment_id is not None for run in trainings)
+    for row in rows:  # each training run carries its iteration's decision
+        assert [row.status in run.tags for run in trainings if f"train {row.commit}" in run.name] == [True]
     iterations = flow_runs("experiment-iteration", "dep")
     assert [run.name.split(" · ")[1] for run in iterations] == ["iter 0000", "iter 0001", "iter 0002"]
     for number, row in enumerate(rows):

@@ -5,8 +5,11 @@ the baseline, or at the crashed commit for a fix): never in the user's working t
 on stdin and in the file named by $AUTORESEARCH_PROMPT_FILE, runs under a hard timeout that kills its
 whole process group (autoresearch/runner.py), and its output goes to `.autoresearch/worktrees/agent-<slot>.log`.
 Then git says what it changed (uncommitted or committed, new files included; ignored files such as a
-.venv do not count). Its description is the first line of $AUTORESEARCH_DESCRIPTION_FILE, or else the last
-line of its output. The changes become a Proposal whose edits replace each changed editable file whole,
+.venv, and the agents' own scratch files (`.aider*`, excluded in the repo's .git/info/exclude), do not
+count). Its description is the first line of $AUTORESEARCH_DESCRIPTION_FILE, else the subject of its own
+commit when it committed, else the last line of its output that is not boilerplate (`Applied edit to ..`).
+The agent runs without credentials in its environment, except those named in the config key `agent_env`;
+its log is redacted. The changes become a Proposal whose edits replace each changed editable file whole,
 so the usual edit and commit tasks apply it. A change to any other file, a timeout or a non-zero exit is
 refused: the idea is logged as a crash row with the reason, and the scratch worktree is reset next time.
 """
@@ -14,27 +17,35 @@ refused: the idea is logged as a crash row with the reason, and the scratch work
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from autoresearch.config import load_config
 from autoresearch.errors import UserError
 from autoresearch.gitops import Git
 from autoresearch.models import FileEdit, Proposal, ProposalContext
 from autoresearch.prompt import AGENT_ANSWER, MAX_DESCRIPTION, build_prompt
-from autoresearch.proposers.base import Proposer, register
+from autoresearch.proposers.base import Proposer
 from autoresearch.runner import run_command
+from autoresearch.secrets import redact, redact_file
 
 DEFAULT_TIMEOUT = 900.0  # seconds for one agent run
 TAIL_BYTES = 64 * 1024
+SCRATCH_PATTERNS = (".aider*", ".claude/")  # agents' own files (chat history, caches): never an edit
+BOILERPLATE = re.compile(
+    r"^(Applied edit to |Commit [0-9a-f]{7,}\b|Tokens: |Cost: |Aider v|Main model:|Weak model:|Editor model:|Git repo:|"
+    r"Repo-map:|Added .* to the chat|Model: |Warning|https?://|<<<<<<<|=======|>>>>>>>|```|> )"
+)
 
 
-@register
 class AgentProposer(Proposer):
     """Runs a coding agent in a scratch checkout and turns what it changed into a Proposal."""
 
     name = "agent"
     can_fix = True
+    prefetch: ClassVar[bool] = False  # an agent's work is whole files: proposed ahead, a moved baseline wastes it
 
     def __init__(self, agent_command: str | None = None, agent_timeout: float | None = None, **options: Any) -> None:
         super().__init__(agent_command=agent_command, agent_timeout=agent_timeout, **options)
@@ -54,6 +65,8 @@ class AgentProposer(Proposer):
         git.checkout_worktree(scratch, base)
         git.run("reset", "-q", "--hard", base, cwd=scratch)
         git.run("clean", "-q", "-fd", cwd=scratch)  # leftovers of the last agent; ignored files (.venv) stay
+        git.exclude(list(SCRATCH_PATTERNS))  # the repo's .git/info/exclude, shared by the scratch worktree
+        config = load_config(git.root)  # env_drop and agent_env (autoresearch.toml or AUTORESEARCH_*)
         log = scratch.with_name(scratch.name + ".log")
         with tempfile.TemporaryDirectory(prefix="autoresearch-agent-") as tmp:
             prompt_file, description_file = Path(tmp) / "prompt.md", Path(tmp) / "description.txt"
@@ -65,9 +78,12 @@ class AgentProposer(Proposer):
                 timeout=self.timeout,
                 env={"AUTORESEARCH_PROMPT_FILE": str(prompt_file), "AUTORESEARCH_DESCRIPTION_FILE": str(description_file)},
                 stdin=prompt_file,
+                drop=config.env_drop,
+                keep=config.agent_env,
             )
+            redact_file(log)
             told = description_file.read_text(encoding="utf-8", errors="replace") if description_file.exists() else ""
-        description, rationale = _description(told, log)
+        description, rationale = _description(redact(told), redact(_own_commit_subject(git, scratch, base)), log)
         edits, outside = _changes(git, scratch, base, context.editable_files)
         refused = None
         if outcome.timed_out:
@@ -93,21 +109,38 @@ def _changes(git: Git, scratch: Path, base: str, editable: dict[str, str]) -> tu
     return edits, sorted(set(changed) - set(editable))
 
 
-def _description(told: str, log: Path) -> tuple[str, str]:
-    """(description, rationale): the description file's first line and the rest, else the log's last line."""
+def _own_commit_subject(git: Git, scratch: Path, base: str) -> str:
+    """The subject of the agent's last commit (aider commits by itself), or "" when it did not commit."""
+    head = git.run("rev-parse", "HEAD", cwd=scratch).strip()
+    if head == base:
+        return ""
+    return git.run("log", "-1", "--format=%s", cwd=scratch).strip()
+
+
+def _description(told: str, subject: str, log: Path) -> tuple[str, str]:
+    """(description, rationale): the description file's first line and the rest, else the agent's commit
+    subject, else the last line of its output that is not boilerplate."""
     lines = [line.strip() for line in told.splitlines() if line.strip()]
     if not lines:
-        lines = [_last_line(log)]
+        lines = [subject or _last_line(log)]
     first = " ".join(lines[0].replace("\t", " ").split())[:MAX_DESCRIPTION] or "agent: (no description)"
     return first, "\n".join(lines[1:])
 
 
 def _last_line(log: Path) -> str:
+    """The last line of the agent's output that says something: no boilerplate, code or file name."""
     try:
         with open(log, "rb") as handle:
             handle.seek(max(0, os.path.getsize(log) - TAIL_BYTES))
             tail = handle.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
-    lines = [line for line in tail.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+    said, in_code = [], False
+    for raw in tail.replace("\r", "\n").splitlines():
+        line = raw.strip()
+        if line.startswith("```"):
+            in_code = not in_code
+            continue
+        if line and not in_code and not BOILERPLATE.match(line) and not re.fullmatch(r"[\w./-]+\.\w+", line):
+            said.append(line)
+    return said[-1] if said else ""

@@ -23,7 +23,8 @@ from autoresearch.edits import apply_edits
 from autoresearch.errors import UserError
 from autoresearch.models import FileEdit, Proposal, ProposalContext, Usage
 from autoresearch.prompt import LLM_ANSWER, MAX_DESCRIPTION, build_prompt
-from autoresearch.proposers.base import Proposer, register
+from autoresearch.proposers.base import Proposer
+from autoresearch.secrets import remember
 
 if TYPE_CHECKING:
     from pydantic_ai.messages import ModelMessage
@@ -55,7 +56,6 @@ class Reply(BaseModel):
         return value.strip()
 
 
-@register
 class LLMProposer(Proposer):
     """One idea per call from any model pydantic-ai supports (anthropic:..., openai:..., ollama:...)."""
 
@@ -169,7 +169,7 @@ def _secret(name: str) -> str:
     from prefect.blocks.system import Secret
 
     try:
-        return str(Secret.load(name).get())
+        return remember(str(Secret.load(name).get()))  # redacted from logs, artifacts and prompts from now on
     except ValueError:
         raise UserError(
             f"no Prefect Secret block named {name!r}; create it (prefect block create secret) or fix --api-key-secret"
