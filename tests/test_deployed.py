@@ -217,7 +217,7 @@ def _events(name: str) -> list:
     from prefect.events.filters import EventFilter, EventNameFilter
 
     with get_client(sync_client=True) as client:
-        return client.read_events(EventFilter(event=EventNameFilter(name=[name]))).events
+        return client.read_events(EventFilter(event=EventNameFilter(name=[name])), limit=50).events  # the server max
 
 
 SPAWNER = """\
