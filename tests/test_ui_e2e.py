@@ -71,7 +71,12 @@ def night(tmp_path_factory) -> Night:
         )
         runs = [run for run in tagged if "research-loop" not in run.tags]  # the iterations
         loop_run = next(run for run in tagged if run not in runs)
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[loop_run.id])))
+        logs = []
+        for _ in range(120):  # the server may store logs in batches
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[loop_run.id])))
+            if any(" rows in results.tsv; best " in log.message for log in logs):
+                break
+            threading.Event().wait(0.5)
         artifacts = {
             run.id: client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
             for run in runs
