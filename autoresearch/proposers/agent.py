@@ -63,9 +63,8 @@ class AgentProposer(Proposer):
         scratch = Path(context.scratch_dir)
         base = context.crash.commit if context.crash else context.baseline_commit
         git.checkout_worktree(scratch, base)
-        work = Git(scratch)  # the scratch worktree: its own HEAD and index
-        work.run("reset", "-q", "--hard", base)
-        work.run("clean", "-q", "-fd")  # leftovers of the last agent; ignored files (.venv) stay
+        Git(scratch).run("reset", "-q", "--hard", base)
+        Git(scratch).run("clean", "-q", "-fd")  # leftovers of the last agent; ignored files (.venv) stay
         git.exclude(list(SCRATCH_PATTERNS))  # the repo's .git/info/exclude, shared by the scratch worktree
         config = load_config(git.root)  # env_drop and agent_env (autoresearch.toml or AUTORESEARCH_*)
         log = scratch.with_name(scratch.name + ".log")
@@ -84,8 +83,8 @@ class AgentProposer(Proposer):
             )
             redact_file(log)
             told = description_file.read_text(encoding="utf-8", errors="replace") if description_file.exists() else ""
-        description, rationale = _description(redact(told), redact(_own_commit_subject(work, base)), log)
-        edits, outside = _changes(work, base, context.editable_files)
+        description, rationale = _description(redact(told), redact(_own_commit_subject(git, scratch, base)), log)
+        edits, outside = _changes(git, scratch, base, context.editable_files)
         refused = None
         if outcome.timed_out:
             refused = f"the agent timed out after {self.timeout:g} s (process group killed)"
@@ -96,11 +95,10 @@ class AgentProposer(Proposer):
         return Proposal(description=description, rationale=rationale, edits=edits, refused=refused)
 
 
-def _changes(work: Git, base: str, editable: dict[str, str]) -> tuple[list[FileEdit], list[str]]:
+def _changes(git: Git, scratch: Path, base: str, editable: dict[str, str]) -> tuple[list[FileEdit], list[str]]:
     """Edits (whole-file replacements) of the changed editable files, and the other paths it changed."""
-    scratch = work.root
-    work.run("add", "-A")  # the scratch worktree's own index; catches new files and commits too
-    changed = [path for path in work.run("diff", "--cached", "--name-only", "--no-renames", base).splitlines() if path]
+    Git(scratch).run("add", "-A")  # the scratch worktree's own index; catches new files and commits too
+    changed = [path for path in Git(scratch).run("diff", "--cached", "--name-only", "--no-renames", base).splitlines() if path]
     edits = []
     for path in sorted(set(changed) & set(editable)):
         new = scratch / path
@@ -109,11 +107,12 @@ def _changes(work: Git, base: str, editable: dict[str, str]) -> tuple[list[FileE
     return edits, sorted(set(changed) - set(editable))
 
 
-def _own_commit_subject(work: Git, base: str) -> str:
+def _own_commit_subject(git: Git, scratch: Path, base: str) -> str:
     """The subject of the agent's last commit (aider commits by itself), or "" when it did not commit."""
-    if work.head() == base:
+    head = Git(scratch).run("rev-parse", "HEAD").strip()
+    if head == base:
         return ""
-    return next(iter(work.message("HEAD").splitlines()), "").strip()
+    return Git(scratch).run("log", "-1", "--format=%s").strip()
 
 
 def _description(told: str, subject: str, log: Path) -> tuple[str, str]:
