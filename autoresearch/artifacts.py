@@ -13,13 +13,14 @@ import base64
 import hashlib
 import re
 
-from autoresearch.models import LedgerRow
+import pandas as pd
+
 from autoresearch.plot import plot_data, render_png
 from autoresearch.secrets import redact
 from autoresearch.summary import Direction, summarize
 
 MARKDOWN_PUNCTUATION = re.compile(r"[\\`*_{}\[\]()#+\-.!|~:]")
-PLOT_SIZE, PLOT_DPI = (10, 5), 100  # ~1000x500 px, some 50 KB: small enough to store once per iteration
+PLOT_SIZE, PLOT_DPI = (12, 6), 120  # ~1440x720 px, labels readable in the artifact page; ~80 KB per iteration
 
 
 def artifact_key(kind: str, tag: str) -> str:
@@ -30,7 +31,7 @@ def artifact_key(kind: str, tag: str) -> str:
     return f"{kind}-{slug}"
 
 
-def ledger_table(rows: list[LedgerRow], metric: str) -> list[dict[str, str]]:
+def ledger_table(results: pd.DataFrame, metric: str) -> list[dict[str, str]]:
     """results.tsv as table rows, numbered like `autoresearch status` and the plot's x axis."""
     return [
         {
@@ -41,7 +42,7 @@ def ledger_table(rows: list[LedgerRow], metric: str) -> list[dict[str, str]]:
             "status": row.status,
             "description": redact(row.description),
         }
-        for number, row in enumerate(rows)
+        for number, row in results.iterrows()
     ]
 
 
@@ -65,8 +66,8 @@ def fenced(value: str, language: str = "text") -> str:
     return f"{fence}{language}\n{value}\n{fence}"
 
 
-def summary_markdown(rows: list[LedgerRow], metric: str, direction: Direction, tag: str, png: bytes | None = None) -> str:
-    s = summarize(rows, direction)
+def summary_markdown(results: pd.DataFrame, metric: str, direction: Direction, tag: str, png: bytes | None = None) -> str:
+    s = summarize(results, direction)
     parts = [f"## {tag}: {s.experiments} experiment{'s' * (s.experiments != 1)}, {s.keeps} kept"]
     if png:
         parts.append(f"![progress plot](data:image/png;base64,{base64.b64encode(png).decode()})")
@@ -95,17 +96,17 @@ def summary_markdown(rows: list[LedgerRow], metric: str, direction: Direction, t
     return "\n\n".join(parts)
 
 
-def progress_png(rows: list[LedgerRow], metric: str, direction: Direction, tag: str) -> bytes:
-    return render_png(plot_data(rows, metric, direction, tag), size=PLOT_SIZE, dpi=PLOT_DPI)
+def progress_png(results: pd.DataFrame, metric: str, direction: Direction, tag: str) -> bytes:
+    return render_png(plot_data(results, metric, direction, tag), size=PLOT_SIZE, dpi=PLOT_DPI)
 
 
-def publish_loop_artifacts(rows: list[LedgerRow], metric: str, direction: Direction, tag: str) -> None:
+def publish_loop_artifacts(results: pd.DataFrame, metric: str, direction: Direction, tag: str) -> None:
     """Create this iteration's versions of `ledger-<tag>` and `summary-<tag>` (in the current flow run)."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    done = f"after {len(rows)} runs"
+    done = f"after {len(results)} runs"
     create_table_artifact(
-        ledger_table(rows, metric), key=artifact_key("ledger", tag), description=f"results.tsv of {tag}, {done}"
+        ledger_table(results, metric), key=artifact_key("ledger", tag), description=f"results.tsv of {tag}, {done}"
     )
-    markdown = summary_markdown(rows, metric, direction, tag, progress_png(rows, metric, direction, tag))
+    markdown = summary_markdown(results, metric, direction, tag, progress_png(results, metric, direction, tag))
     create_markdown_artifact(redact(markdown), key=artifact_key("summary", tag), description=f"progress of {tag}, {done}")

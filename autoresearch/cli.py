@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import click
 import typer
@@ -29,6 +29,9 @@ from autoresearch.patience import EXIT_CODE as PROVIDER_EXIT_CODE
 from autoresearch.patience import ProviderUnavailable
 from autoresearch.secrets import clean_env
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="karpathy/autoresearch's research loop on Prefect.")
 out = Console()
 RepoOption = Annotated[Path, typer.Option("--repo", help="The experiment repository.")]
@@ -39,6 +42,11 @@ GITIGNORE = "run.log\nresults.tsv\n.autoresearch/\n__pycache__/\n"
 @app.command()
 def init(directory: Annotated[Path, typer.Argument(help="A new or empty directory.")]) -> None:
     """A new experiment repo from the bundled CPU experiment (git init, first commit)."""
+    _create_experiment(directory)
+    out.print(f"Created {directory}. Next: autoresearch prepare --repo {directory}", markup=False, soft_wrap=True)
+
+
+def _create_experiment(directory: Path) -> None:
     if directory.exists() and any(directory.iterdir()):
         raise UserError(f"{directory} is not empty; pass a new or empty directory")
     directory.mkdir(parents=True, exist_ok=True)
@@ -46,13 +54,12 @@ def init(directory: Annotated[Path, typer.Argument(help="A new or empty director
     for name in EXPERIMENT_FILES:
         (directory / name).write_text((source / name).read_text())
     (directory / ".gitignore").write_text(GITIGNORE)
-    subprocess.run(["git", "init", "-q", str(directory)], check=True)
     from autoresearch.gitops import Git
 
+    Git.init(directory)
     repo = Git(directory)
     repo.run("add", *EXPERIMENT_FILES, ".gitignore")
     repo.run("commit", "-q", "-m", "autoresearch: the bundled tiny CPU experiment")
-    out.print(f"Created {directory}. Next: autoresearch prepare --repo {directory}")
 
 
 @app.command()
@@ -123,8 +130,14 @@ def run(options: LoopOptions, deployed: bool, wait: bool) -> None:
     from autoresearch.setup import preflight
     from autoresearch.workspace import Workspace
 
-    options.check_mode(deployed)
     ws = Workspace(options.repo, options.tag, options.config_overrides())
+    story = None
+    if not deployed:  # the first line: what the loop is about to do (Prefect is not even imported yet)
+        from autoresearch import console
+
+        story = console.Story(out, options.time_budget or _configured_budget())
+        story.say(console.plan_line(ws.tag, ws.root, ws.branch, options.model_dump()))
+    options.check_mode(deployed)
     settings = proposer_settings(ws.config)  # bad options, a dead endpoint: one line now, before any training
     get_proposer(options.proposer, **options.proposer_options(), **settings).check()
     options = options.model_copy(update={"repo": str(ws.root), "tag": ws.tag})
@@ -134,9 +147,20 @@ def run(options: LoopOptions, deployed: bool, wait: bool) -> None:
         _configure_prefect()
         _run_deployed(options.flow_parameters(), wait)
         return
+    _run_local(ws, options, story)
+
+
+def _run_local(ws, options: LoopOptions, story) -> None:
+    """Local mode: the loop in this process, told on the terminal, visible in the local server's UI."""
+    from autoresearch import console, local_server
+    from autoresearch.lock import loop_lock
+    from autoresearch.setup import preflight
+
     with loop_lock(ws.lock_path):
         preflight(ws)
-        _configure_prefect()
+        api_url = local_server.ensure(story.say)
+        _configure_prefect(quiet_console=True)
+        from prefect.settings import PREFECT_API_URL, temporary_settings
         from prefect.utilities.importtools import import_object
 
         from autoresearch.deployments.definitions import RESEARCH_LOOP
@@ -144,14 +168,28 @@ def run(options: LoopOptions, deployed: bool, wait: bool) -> None:
 
         research_loop = import_object(RESEARCH_LOOP.entrypoint)  # the same flow a deployment runs
 
-        with local_mode():  # no heartbeats, fast retries of SQLite lock conflicts: see prefect_tuning.py
+        with (
+            temporary_settings({PREFECT_API_URL: api_url}),
+            local_mode(),  # no heartbeats, batched server writes: see prefect_tuning.py
+            console.telling(story),
+        ):
             summary = research_loop(**options.flow_parameters())
-    _print_summary(summary)
+    for line in console.summary_lines(summary, ws.root, story.ui_url):
+        story.say(line)
+
+
+def _configured_budget() -> float | None:
+    value = os.environ.get("AUTORESEARCH_TIME_BUDGET")
+    return float(value) if value and value.isdigit() else None
 
 
 def _print_summary(summary) -> None:
     best = "none yet" if summary.best_value is None else f"{summary.best_value:.6f} ({summary.best_commit})"
-    out.print(f"{summary.tag}: {summary.stopped}; {summary.rows} rows in results.tsv; best {best}; branch {summary.branch}")
+    out.print(
+        f"{summary.tag}: {summary.stopped}; {summary.rows} rows in results.tsv; best {best}; branch {summary.branch}",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def _run_deployed(parameters: dict, wait: bool) -> None:
@@ -260,6 +298,76 @@ def _require_server(purpose: str = "deployed mode") -> None:
         ) from None
 
 
+server_app = typer.Typer(no_args_is_help=True, help="The persistent local Prefect server that local mode uses.")
+app.add_typer(server_app, name="server")
+PortOption = Annotated[int | None, typer.Option("--port", help="Port on 127.0.0.1 (default 4200, or AUTORESEARCH_SERVER_PORT).")]
+
+
+@server_app.command("start")
+def server_start(port: PortOption = None) -> None:
+    """Start it in the background (data under the Prefect home, analytics off, 127.0.0.1); idempotent."""
+    from autoresearch import local_server
+
+    if port is not None and not 0 < port < 65536:
+        raise UserError(f"--port {port} is not a port number")
+    before = local_server.running()
+    info = local_server.start(port)
+    verb = "already running" if before else "started"
+    out.print(f"local Prefect server {verb} (pid {info.pid}): UI {info.ui_url}, API {info.api_url}", markup=False, soft_wrap=True)
+    if info.port != local_server.DEFAULT_PORT:
+        out.print(f"local loops use it; other Prefect clients need PREFECT_API_URL={info.api_url}", markup=False, soft_wrap=True)
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the server that `autoresearch server start` (or a local loop) started."""
+    from autoresearch import local_server
+
+    info = local_server.stop()
+    out.print(f"stopped the local Prefect server (pid {info.pid})" if info else "no local Prefect server was running")
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Whether the local server runs, where, and which API local loops use."""
+    from autoresearch import local_server
+
+    info = local_server.recorded()
+    own = os.environ.get("PREFECT_API_URL")
+    if own:
+        out.print(f"PREFECT_API_URL is set: local loops use {own}", markup=False, soft_wrap=True)
+    if info is None:
+        out.print("the local Prefect server is not running (local loops start it; `autoresearch server start`)")
+        return
+    state = "running" if local_server.healthy(info.api_url) else "starting (not answering yet)"
+    home = local_server.prefect_home()
+    out.print(f"local Prefect server {state} (pid {info.pid}): UI {info.ui_url}; data in {home}", markup=False, soft_wrap=True)
+
+
+DEMO_TAG = "demo"
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="Where the demo experiment lives.")] = Path("autoresearch-demo"),
+    iterations: Annotated[int, typer.Option(help="Experiments after the baseline.")] = 4,
+    time_budget: Annotated[int, typer.Option(help="Training budget per run, seconds of CPU time.")] = 8,
+) -> None:
+    """The main job on the bundled experiment in one command: init, prepare, a short research loop."""
+    if not (directory / ".git").is_dir():
+        _create_experiment(directory)
+        out.print(f"created the experiment {directory} (the bundled tiny CPU experiment)", markup=False, soft_wrap=True)
+    if not (directory / "prepare.py").is_file():
+        raise UserError(f"{directory} is not an experiment made by `autoresearch init`; pass --dir a new directory")
+    from autoresearch.config import load_config
+
+    data = load_config(directory).data_path()
+    if not (data.is_dir() and any(data.iterdir())):
+        out.print(f"preparing the data in {data} (once)", markup=False, soft_wrap=True)
+        prepare(directory)
+    run(repo=str(directory), tag=DEMO_TAG, iterations=iterations, time_budget=time_budget, deployed=False, wait=False)
+
+
 FileOption = Annotated[Path | None, typer.Option("--file", help="A results.tsv anywhere (default: the repo's).")]
 TagOption = Annotated[
     str | None, typer.Option("--tag", help="The loop's tag, for titles. Default: from the branch autoresearch/<tag>.")
@@ -275,16 +383,23 @@ def status(
     file: FileOption = None,
     direction: DirectionOption = None,
     rows: Annotated[int, typer.Option(help="Show the last N rows.")] = 20,
+    all_rows: Annotated[bool, typer.Option("--all", help="Show every row.")] = False,
 ) -> None:
     """The ledger as a table, then the summary: baseline, best, improvement, keeps, crashes, top gains."""
     from autoresearch.summary import summarize
 
     path, metric, entries, direction = _ledger(repo, file, direction)
-    table = Table(title=f"{path} ({len(entries)} runs)")
+    shown = len(entries) if all_rows else min(rows, len(entries))
+    title = (
+        f"{path}: all {len(entries)} rows"
+        if shown == len(entries)
+        else f"{path}: last {shown} of {len(entries)} rows (--all shows every row)"
+    )
+    table = Table(title=escape(title))
     for column in ("#", "commit", metric, "memory_gb", "status", "description"):
         table.add_column(column, justify="right" if column in ("#", metric, "memory_gb") else "left")
     style = {"keep": "green", "discard": "grey50", "crash": "red"}
-    for number, row in list(enumerate(entries))[-rows:]:
+    for number, row in entries.tail(shown).iterrows():
         table.add_row(
             str(number),
             escape(row.commit),
@@ -382,22 +497,26 @@ def _setup_notifications(block: str) -> None:
     out.print(f"automations {', '.join(repr(n) for n in names)} send through block {block!r}", markup=False, soft_wrap=True)
 
 
-def _ledger(repo: Path, file: Path | None, direction: str | None) -> tuple[Path, str, list, str]:
-    """(path, metric, rows, direction) of any results.tsv: --file, or the repo's."""
+def _ledger(repo: Path, file: Path | None, direction: str | None) -> tuple[Path, str, pd.DataFrame, str]:
+    """(path, metric, results, direction) of any results.tsv: --file, or the repo's."""
+    from autoresearch.summary import read_results
+
     path = file or repo / ledger.LEDGER_FILE
     if file is None and not path.exists():
         raise UserError(f"no results.tsv in {repo}; start a loop with `autoresearch run --repo {repo}`, or pass --file")
     if direction not in (None, "minimize", "maximize"):
         raise UserError(f"--direction {direction!r}: use minimize or maximize")
-    metric, rows = ledger.read_any(path)
-    return path, metric, rows, direction or _direction(path.parent)
+    results = read_results(path)
+    return path, results.attrs["metric"], results, direction or _direction(path.parent)
 
 
 def _tag_of(directory: Path) -> str | None:
-    branch = subprocess.run(
-        ["git", "symbolic-ref", "-q", "--short", "HEAD"], cwd=directory, capture_output=True, text=True, check=False
-    )
-    name = branch.stdout.strip()
+    from autoresearch.gitops import Git
+
+    try:
+        name = Git(directory).current_branch() or ""
+    except UserError:
+        return None
     return name.removeprefix("autoresearch/") if name.startswith("autoresearch/") else None
 
 
@@ -410,13 +529,20 @@ def _direction(repo: Path) -> str:
         return "minimize"
 
 
-def _configure_prefect() -> None:
-    """Offline-friendly defaults, and user errors raised inside flows logged without a traceback."""
+def _configure_prefect(quiet_console: bool = False) -> None:
+    """Offline-friendly defaults, and user errors raised inside flows logged without a traceback.
+
+    quiet_console: Prefect's own console lines show warnings only (the terminal tells the loop's story;
+    every INFO line still goes to the server and shows in the UI).
+    """
     import prefect  # noqa: F401  (configures logging)
+    from prefect.logging.handlers import PrefectConsoleHandler
 
     loggers = [logging.getLogger(name) for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "")]
     for target in loggers + [handler for logger in loggers for handler in logger.handlers]:
         target.addFilter(_drop_user_error_tracebacks)
+        if quiet_console and isinstance(target, PrefectConsoleHandler):
+            target.setLevel(logging.WARNING)
 
 
 def _drop_user_error_tracebacks(record: logging.LogRecord) -> bool:
@@ -454,6 +580,7 @@ def _command_line() -> str:
 def main() -> None:
     atexit.register(_skip_teardown)  # registered first, so it runs last
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")  # a busy machine starts slowly
     os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")  # the UI shows tasks
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background (SIG_IGN)

@@ -1,6 +1,7 @@
-"""autoresearch.toml: one pydantic model, overridden by AUTORESEARCH_<KEY> and CLI flags.
+"""autoresearch.toml < AUTORESEARCH_<KEY> < CLI flags: one pydantic-settings model, three sources.
 
-The defaults ARE karpathy/autoresearch, so a plain clone of it needs no file.
+The defaults ARE karpathy/autoresearch, so a plain clone of it needs no file. Errors name the key and the
+source it came from (the file, the variable, the command line), in one line.
 """
 
 from __future__ import annotations
@@ -13,16 +14,28 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
 
 from autoresearch.errors import UserError
 
 CONFIG_FILE = "autoresearch.toml"
 ENV_PREFIX = "AUTORESEARCH_"
+COMMAND_LINE = "command line"
 
 
-class ExperimentConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class ExperimentConfig(BaseSettings):
+    """The experiment's settings. `ExperimentConfig()` is karpathy's defaults; `load_config` layers the sources."""
+
+    model_config = SettingsConfigDict(extra="forbid", frozen=True, env_prefix=ENV_PREFIX)
 
     editable: list[str] = Field(default_factory=lambda: ["train.py"], min_length=1)
     readonly: list[str] = Field(default_factory=lambda: ["prepare.py"])
@@ -44,6 +57,13 @@ class ExperimentConfig(BaseModel):
     env_drop: list[str] = Field(default_factory=list)  # variables kept out of experiments, besides *_API_KEY etc.
     agent_env: list[str] = Field(default_factory=list)  # credentials the agent CLI keeps (its own API key)
     protected_names: list[str] = Field(default_factory=list)  # metric guard; empty: all read-only imports
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource, **_: PydanticBaseSettingsSource
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only what it is given: `load_config` reads the file and the environment, so it can name them in errors."""
+        return (init_settings,)
 
     @field_validator("editable", "readonly")
     @classmethod
@@ -69,34 +89,39 @@ def expand(text: str) -> str:
     return os.path.expanduser(os.path.expandvars(text))
 
 
+class EnvironmentSource(EnvSettingsSource):
+    """AUTORESEARCH_<KEY> from a given mapping; a list is a JSON list or comma-separated paths."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        super().__init__(ExperimentConfig, case_sensitive=False)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {key.lower(): value for key, value in self.environ.items()}
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        text = str(value).strip()
+        return json.loads(text) if text.startswith("[") else [part.strip() for part in text.split(",") if part.strip()]
+
+
+def variable(key: str) -> str:
+    return f"environment variable {ENV_PREFIX}{key.upper()}"
+
+
 def load_config(
     repo: Path, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> ExperimentConfig:
-    """File, then AUTORESEARCH_<KEY> variables, then explicit overrides (CLI flags)."""
+    """File, then AUTORESEARCH_<KEY> variables, then explicit overrides (CLI flags); None is no override."""
+    path = repo / CONFIG_FILE
     values: dict[str, Any] = {}
     source: dict[str, str] = {}
-    path = repo / CONFIG_FILE
-    if path.exists():
-        try:
-            values.update(tomllib.loads(path.read_bytes().decode("utf-8")))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise UserError(f"{path}: not valid TOML ({exc}); fix the file") from None
-        source.update({key: f"{path}" for key in values})
-    environ = os.environ if environ is None else environ
-    for key, field in ExperimentConfig.model_fields.items():
-        raw = environ.get(ENV_PREFIX + key.upper())
-        if raw is not None:
-            source[key] = f"environment variable {ENV_PREFIX}{key.upper()}"
-            try:
-                values[key] = _parse_env(raw, is_list=field.annotation == list[str])
-            except ValueError:
-                raise UserError(
-                    f"{source[key]}: invalid value for {key!r}: expected a JSON list or comma-separated paths"
-                ) from None
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            values[key] = value
-            source[key] = "command line"
+    for layer, name_of in (
+        (_file_values(path), lambda key: str(path)),
+        (_environment_values(os.environ if environ is None else environ), variable),
+        ({key: value for key, value in (overrides or {}).items() if value is not None}, lambda key: COMMAND_LINE),
+    ):
+        values.update(layer)
+        source.update({key: name_of(key) for key in layer})
     try:
         return ExperimentConfig(**values)
     except ValidationError as exc:
@@ -109,13 +134,21 @@ def load_config(
         raise UserError(f"{where}: invalid value for {key!r}: {error['msg']}") from None
 
 
-def _parse_env(raw: str, is_list: bool) -> Any:
-    if is_list:
-        raw = raw.strip()
-        if raw.startswith("["):
-            return json.loads(raw)
-        return [part.strip() for part in raw.split(",") if part.strip()]
-    return raw
+def _file_values(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        return TomlConfigSettingsSource(ExperimentConfig, toml_file=path)()
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid TOML ({exc}); fix the file") from None
+
+
+def _environment_values(environ: Mapping[str, str]) -> dict[str, Any]:
+    try:
+        return EnvironmentSource(environ)()
+    except SettingsError as exc:
+        key = next((name for name in ExperimentConfig.model_fields if repr(name) in str(exc) or f'"{name}"' in str(exc)), "?")
+        raise UserError(f"{variable(key)}: invalid value for {key!r}: expected a JSON list or comma-separated paths") from None
 
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from autoresearch import runs, train_report
 from autoresearch.deployments.definitions import GPU_POOL, TRAIN_ON_GPU
 from autoresearch.errors import UserError
-from autoresearch.gitops import Git
+from autoresearch.gitops import Git, GitFailed
 from autoresearch.pool_health import pickup_watcher
 from autoresearch.training_job import TrainReport, TrainRequest
 
@@ -34,7 +34,7 @@ def publish_commit(git: Git, request: TrainRequest) -> None:
     assert request.remote
     try:
         git.run("push", "-q", "--no-verify", request.remote, f"{request.commit}:{request.ref}")
-    except RuntimeError as exc:
+    except GitFailed as exc:
         raise UserError(
             f"could not push {request.commit[:7]} to --remote {request.remote} ({exc}); check the URL and access"
         ) from None

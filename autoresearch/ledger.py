@@ -58,42 +58,12 @@ def parse(text: str, metric: str | None = None, where: str = LEDGER_FILE) -> lis
 def read(path: Path, metric: str | None = None, torn_ok: bool = False) -> list[LedgerRow]:
     """All rows. With `torn_ok`, an unterminated last line (see `repair_torn_tail`) is ignored."""
     text = path.read_text(encoding="utf-8", errors="replace")
-    return parse(_whole_lines(text) if torn_ok else text, metric, where=str(path))
+    return parse(whole_lines(text) if torn_ok else text, metric, where=str(path))
 
 
-def _whole_lines(text: str) -> str:
+def whole_lines(text: str) -> str:
     """`text` without an unterminated last line (kept if it is the only line)."""
     return text[: text.rindex("\n") + 1] if text and not text.endswith("\n") and "\n" in text else text
-
-
-def read_any(path: Path) -> tuple[str, list[LedgerRow]]:
-    """Any results.tsv in the protocol's format, also one written by hand or by an agent: (metric, rows).
-
-    For reading only (status, plot). It forgives what people and agents vary: any commit text (a
-    literal `baseline`), `KEEP`/` keep `, CRLF line ends, tabs inside the description, a missing
-    trailing description, an empty value (NaN: not plotted, never best) and an unterminated last
-    line (a row being written). It still refuses what it cannot read, naming the line.
-    The loop reads its own ledger with `read`, which stays strict.
-    """
-    if not path.is_file():
-        raise UserError(f"{path} does not exist; pass the results.tsv of a research loop")
-    lines = _whole_lines(path.read_text(encoding="utf-8", errors="replace")).splitlines()
-    columns = [cell.strip() for cell in lines[0].split("\t")] if lines else []
-    if [cell.lower() for cell in columns[:1] + columns[2:]] != ["commit", "memory_gb", "status", "description"]:
-        raise UserError(
-            f"{path}: the header must be 'commit\\t<metric>\\tmemory_gb\\tstatus\\tdescription'; is this a results.tsv?"
-        )
-    rows = []
-    for number, line in enumerate(lines[1:], 2):
-        if not line.strip():
-            continue
-        cells = line.split("\t")
-        if len(cells) < 4:
-            raise UserError(f"{path} line {number}: expected 5 tab-separated columns, found {len(cells)}; fix the line")
-        commit, value, memory, status = (cell.strip() for cell in cells[:4])
-        fields = [commit, value or "nan", memory or "nan", status.lower(), " ".join(cells[4:])]
-        rows.append(parse_row("\t".join(fields), f"{path} line {number}"))
-    return columns[1], rows
 
 
 def create(path: Path, metric: str) -> None:

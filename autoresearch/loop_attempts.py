@@ -82,11 +82,12 @@ def loop_tags(tag: str, loop_id: str | None = None) -> list[str]:
     return [tag, LOOP_FLOW, *([f"loop-{loop_id}"] if loop_id else [])]
 
 
-def name_and_tag(run_id: UUID, tag: str, loop_id: str) -> None:
-    """A run started by a schedule or `prefect deployment run` carries neither: add them, keeping its own tags."""
+def name_and_tag(run_id: UUID, tag: str, loop_id: str, extra: list[str] | None = None) -> None:
+    """A run started by a schedule or `prefect deployment run` carries neither: add them, keeping its own tags.
+    `extra`: more tags (the proposer), so the loop run reads like its iterations in the UI list."""
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(run_id)
-        tags = list(dict.fromkeys([*run.tags, *loop_tags(tag, loop_id)]))
+        tags = list(dict.fromkeys([*run.tags, *loop_tags(tag, loop_id), *(extra or [])]))
         client.update_flow_run(run_id, name=loop_run_name(tag), tags=tags)
 
 

@@ -107,6 +107,8 @@ class ProposalContext(BaseModel):
     crash: CrashReport | None = None  # set when this proposal is a fix attempt
     repo: str | None = None  # the experiment repo (for proposers that need a scratch checkout)
     scratch_dir: str | None = None  # where such a proposer may keep its checkout
+    time_budget: float | None = None  # training seconds per run, when set by the loop
+    best_run: dict[str, str] = Field(default_factory=dict)  # facts from the current best's run.log (prompt.run_facts)
 
 
 class TrainResult(BaseModel):

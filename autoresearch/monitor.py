@@ -12,6 +12,7 @@ import logging
 from autoresearch import ledger
 from autoresearch.artifacts import publish_loop_artifacts
 from autoresearch.notifications import emit_loop_stopped, emit_new_best
+from autoresearch.summary import results_frame
 from autoresearch.workspace import Workspace
 
 
@@ -19,7 +20,7 @@ def after_iteration(ws: Workspace, commit: str) -> None:
     """After the row of `commit` was logged: publish the ledger and summary, emit new-best if it is one."""
     try:
         rows = ledger.read(ws.ledger_path, ws.config.metric, torn_ok=True)
-        publish_loop_artifacts(rows, ws.config.metric, ws.config.direction, ws.tag)
+        publish_loop_artifacts(results_frame(rows, ws.config.metric), ws.config.metric, ws.config.direction, ws.tag)
         mine = [number for number, row in enumerate(rows) if row.commit == commit[:7]]
         if mine:  # the ledger up to this row (other candidates of a parallel round may have logged since)
             emit_new_best(ws.tag, ws.root, rows[: mine[-1] + 1], ws.config.metric, ws.config.direction)

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from autoresearch.errors import UserError
 from autoresearch.models import LedgerRow
-from autoresearch.summary import Direction, better, kept
+from autoresearch.summary import Direction, better
 
 NEW_BEST = "autoresearch.new-best"
 LOOP_STOPPED = "autoresearch.loop.stopped"
@@ -51,7 +51,7 @@ def new_best(rows: list[LedgerRow], direction: Direction) -> tuple[int, LedgerRo
     """(number, row, previous best) when the last row is a keep that beats every earlier keep."""
     if not rows or rows[-1].status != "keep" or not math.isfinite(rows[-1].value):
         return None
-    earlier = [row.value for _, row in kept(rows[:-1])]
+    earlier = [row.value for row in rows[:-1] if row.status == "keep" and math.isfinite(row.value)]
     if not earlier:
         return None  # the baseline sets the bar; it is no news
     previous = max(earlier, key=lambda value: better(value, 0.0, direction))

@@ -27,7 +27,7 @@ class LoopOptions(BaseModel):
     repo: str = Field(".", description="The experiment repository.")
     tag: str | None = Field(None, description="Run name; branch autoresearch/<tag>. Default: today, e.g. nov25.")
     iterations: int | None = Field(None, description="Experiments to run now (baseline not counted). Default: forever.")
-    proposer: str = Field("mutate", description="Where ideas come from: mutate (offline), llm or agent.")
+    proposer: str = Field("mutate", description="Where ideas come from: mutate or optuna (offline), llm or agent.")
     time_budget: int | None = Field(None, description="Training seconds per run (AUTORESEARCH_TIME_BUDGET).")
     timeout_seconds: float | None = Field(
         None, description="Hard limit per training run, seconds (default 600).", json_schema_extra=_flag("--timeout")

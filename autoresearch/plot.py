@@ -3,19 +3,20 @@
 As in his analysis notebook: discards are grey dots, keeps green dots labelled with their
 description, the running best a green step line, the title "N Experiments, K Kept Improvements"
 (N counts every row, K every keep, as his notebook does), and the y-range runs from just beyond the
-best to just beyond the baseline, so far-off discards leave the view. Crashes have no value: they are
-left out of the y-range and drawn as red marks along the bottom edge.
+best to just beyond the baseline. Discards beyond that range are not hidden: they are drawn as grey
+triangles on the edge they went past, pointing off-scale. Crashes have no value: they are left out of
+the y-range and drawn as red marks along the bottom edge.
 """
 
 from __future__ import annotations
 
 import io
-import math
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from pydantic import BaseModel
 
-from autoresearch.models import LedgerRow
 from autoresearch.summary import Direction, better, kept
 
 LABEL_CHARS = 45
@@ -35,6 +36,7 @@ class PlotData(BaseModel):
     kept: list[Point]
     discarded: list[Point]  # only those inside the y-range
     off_scale: int  # discards outside the y-range (worse than the baseline)
+    off_scale_points: list[Point] = []  # those discards, drawn as markers on the edge they went past
     crashed: list[int]  # experiment numbers
     best_line: list[Point]  # the running best as step points ("post"), ending at the last experiment
     ylim: tuple[float, float] | None  # None: nothing with a value yet
@@ -46,28 +48,30 @@ def label(description: str) -> str:
 
 
 def plot_data(
-    rows: list[LedgerRow], metric: str = "val_bpb", direction: Direction = "minimize", tag: str | None = None
+    results: pd.DataFrame, metric: str = "val_bpb", direction: Direction = "minimize", tag: str | None = None
 ) -> PlotData:
-    keeps = kept(rows)
-    title = f"{len(rows)} Experiments, {sum(row.status == 'keep' for row in rows)} Kept Improvements"
+    """The plot of a results DataFrame (`autoresearch.summary.read_results`), as karpathy's notebook draws it."""
+    keeps = kept(results)
+    title = f"{len(results)} Experiments, {int((results['status'] == 'keep').sum())} Kept Improvements"
     title = f"{tag}: {title}" if tag else f"Autoresearch Progress: {title}"
     best_line: list[Point] = []
-    for number, row in keeps:
-        if not best_line or better(row.value, best_line[-1].value, direction) > 0:
-            best_line.append(Point(number=number, value=row.value))
-    if best_line and best_line[-1].number < len(rows) - 1:
-        best_line.append(Point(number=len(rows) - 1, value=best_line[-1].value))
-    ylim = _ylim([row.value for _, row in keeps]) if keeps else None
-    discards = [(n, row.value) for n, row in enumerate(rows) if row.status == "discard" and math.isfinite(row.value)]
-    inside = [Point(number=n, value=v) for n, v in discards if ylim is None or ylim[0] <= v <= ylim[1]]
+    for number, value in keeps["value"].items():
+        if not best_line or better(value, best_line[-1].value, direction) > 0:
+            best_line.append(Point(number=number, value=value))
+    if best_line and best_line[-1].number < len(results) - 1:
+        best_line.append(Point(number=len(results) - 1, value=best_line[-1].value))
+    ylim = _ylim(keeps["value"].tolist()) if len(keeps) else None
+    discards = results[(results["status"] == "discard") & np.isfinite(results["value"])]["value"]
+    inside = discards if ylim is None else discards[discards.between(*ylim)]
     return PlotData(
         title=title,
         metric=metric,
         direction=direction,
-        kept=[Point(number=n, value=row.value, label=label(row.description)) for n, row in keeps],
-        discarded=inside,
+        kept=[Point(number=n, value=row.value, label=label(row.description)) for n, row in keeps.iterrows()],
+        discarded=[Point(number=n, value=v) for n, v in inside.items()],
         off_scale=len(discards) - len(inside),
-        crashed=[n for n, row in enumerate(rows) if row.status == "crash"],
+        off_scale_points=[Point(number=n, value=v) for n, v in discards.drop(inside.index).items()],
+        crashed=results.index[results["status"] == "crash"].tolist(),
         best_line=best_line,
         ylim=ylim,
     )
@@ -90,7 +94,7 @@ def render_png(data: PlotData, path: Path | None = None, size: tuple[float, floa
     FigureCanvasAgg(figure)
     ax = figure.add_subplot()
     if data.discarded or data.off_scale:
-        hidden = f" ({data.off_scale} off-scale)" if data.off_scale else ""
+        hidden = f" ({data.off_scale} off-scale: triangles on the edge)" if data.off_scale else ""
         ax.scatter(
             [p.number for p in data.discarded],
             [p.value for p in data.discarded],
@@ -100,6 +104,8 @@ def render_png(data: PlotData, path: Path | None = None, size: tuple[float, floa
             zorder=2,
             label=f"Discarded{hidden}",
         )
+    if data.off_scale_points and data.ylim:
+        _edge_markers(ax, data.off_scale_points, data.ylim)
     if data.kept:
         ax.scatter(
             [p.number for p in data.kept],
@@ -127,7 +133,7 @@ def render_png(data: PlotData, path: Path | None = None, size: tuple[float, floa
                 (point.number, point.value),
                 textcoords="offset points",
                 xytext=(6, 6),
-                fontsize=8.0,
+                fontsize=10.0,
                 color=LABEL_COLOR,
                 alpha=0.9,
                 rotation=30,
@@ -150,11 +156,12 @@ def render_png(data: PlotData, path: Path | None = None, size: tuple[float, floa
         ax.set_ylim(*data.ylim)
     better_is = "lower" if data.direction == "minimize" else "higher"
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.tick_params(labelsize=11)
     ax.set_xlabel("Experiment #", fontsize=12)
     ax.set_ylabel(f"{data.metric} ({better_is} is better)", fontsize=12)
     ax.set_title(data.title, fontsize=14)
     if data.kept or data.discarded or data.crashed:
-        ax.legend(loc="upper right" if data.direction == "minimize" else "lower right", fontsize=9)
+        ax.legend(loc="upper right" if data.direction == "minimize" else "lower right", fontsize=11)
     ax.grid(True, alpha=0.2)
     figure.tight_layout()
     buffer = io.BytesIO()
@@ -163,3 +170,21 @@ def render_png(data: PlotData, path: Path | None = None, size: tuple[float, floa
     if path is not None:
         path.write_bytes(png)
     return png
+
+
+def _edge_markers(ax: object, points: list[Point], ylim: tuple[float, float]) -> None:
+    """Off-scale discards: a triangle on the top or bottom edge, pointing the way the value went."""
+    for above, marker, edge in ((True, "^", 0.985), (False, "v", 0.015)):
+        side = [p for p in points if (p.value > ylim[1]) == above]
+        if side:
+            ax.scatter(
+                [p.number for p in side],
+                [edge] * len(side),
+                transform=ax.get_xaxis_transform(),
+                marker=marker,
+                c=DISCARD_COLOR,
+                edgecolors="#888888",
+                s=40,
+                zorder=2,
+                clip_on=False,
+            )

@@ -1,21 +1,19 @@
-"""Prefect settings for a loop that runs its flows in this process: no idle seconds between iterations.
+"""Prefect settings for a loop that runs its flows in this process (`autoresearch run`), and flat memory.
 
-Two measured costs (bench/README.md has the numbers and how they were found):
+Only Prefect's own settings, applied with `temporary_settings` (the ephemeral API server that local
+mode starts inherits them). What each one is for (docs/performance.md has the measurements):
 
-1. Joining the flow heartbeat thread at the end of every flow run (~1 s per run). No worker watches
-   heartbeats in local mode, so they are switched off.
-2. HTTP 503 "database is locked" from the SQLite API, in ~80% of iterations. The request that creates
-   the next iteration's subflow (POST /task_runs/, a read then a write in one DEFERRED transaction)
-   collides with the server's own writers (task run recorder, event persister) that are storing the
-   events of the iteration that just ended. SQLite answers a stale read->write upgrade with SQLITE_BUSY
-   at once (busy_timeout does not apply), and Prefect's client then sleeps 2**attempt seconds: ~2 s
-   gone per iteration. An immediate retry succeeds (the other write commits within milliseconds), so
-   the client's backoff is scaled down by RETRY_SCALE, and attempts are added so that the client
-   still keeps retrying for about as long in all as Prefect's default (5 retries: 2+4+8+16+32 = 62 s).
-
-Prefect 3.9's client has no setting for its backoff base: `fast_api_retries` rescales the jittered
-interval that `prefect.client.base` computes (its module-level `clamped_poisson_interval`, which it
-uses only for that), and puts it back on exit.
+- Flow heartbeats off: no worker watches them in local mode, and joining the heartbeat thread at the
+  end of every flow run costs ~1 s per run.
+- The ephemeral server gets 120 s to start instead of 20 s: on a loaded machine it takes longer, and the
+  loop would fail before its first iteration.
+- The server's own writers commit in batches: the task run recorder (one commit per task-run event by
+  default) and the event persister. On SQLite every commit of theirs that lands while the client creates
+  the next iteration's subflow makes that request fail with HTTP 503 "database is locked" (a stale
+  read->write upgrade, which SQLite's busy timeout does not cover), and Prefect's client then waits ~2 s
+  before it retries. Fewer, larger commits make that collision rare.
+- Automations' services (triggers, actions) off: `autoresearch notify` needs a standing server, so an
+  ephemeral one has no automation to evaluate.
 """
 
 from __future__ import annotations
@@ -23,44 +21,34 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-RETRY_SCALE = 1 / 32  # first retry after ~0.06 s instead of ~2 s
-MAX_RETRIES = 10  # waits sum to (2 + 4 + ... + 1024) / 32 = ~64 s, Prefect's default window
-JITTER = 0.2  # Prefect's default; the scaled interval is only used when jitter is on
+STARTUP_TIMEOUT_SECONDS = 120
+RECORDER_BATCH_SIZE = 500  # task-run events per commit (Prefect's default: 1)
+PERSISTER_BATCH_SIZE = 500  # events per commit (Prefect's default: 20)
+FLUSH_INTERVAL_SECONDS = 2.0  # at most this late in the UI (Prefect's default: 5)
 
 
-@contextmanager
-def fast_api_retries() -> Iterator[None]:
-    """Within the block, the Prefect client retries 503/429/502 after ~60 ms, doubling, for ~64 s in all."""
-    import prefect.client.base as client_base
-    from prefect.settings import (
-        PREFECT_CLIENT_MAX_RETRIES,
-        PREFECT_CLIENT_RETRY_JITTER_FACTOR,
-        temporary_settings,
-    )
+def local_settings() -> dict:
+    """The settings `local_mode` applies, by Prefect setting."""
+    from prefect import settings as s
 
-    original = client_base.clamped_poisson_interval
-
-    def scaled(average_interval: float, clamping_factor: float = 0.3) -> float:
-        return original(average_interval * RETRY_SCALE, clamping_factor)
-
-    updates = {PREFECT_CLIENT_MAX_RETRIES: max(MAX_RETRIES, PREFECT_CLIENT_MAX_RETRIES.value())}
-    if PREFECT_CLIENT_RETRY_JITTER_FACTOR.value() <= 0:
-        updates[PREFECT_CLIENT_RETRY_JITTER_FACTOR] = JITTER
-    client_base.clamped_poisson_interval = scaled
-    try:
-        with temporary_settings(updates=updates):
-            yield
-    finally:
-        client_base.clamped_poisson_interval = original
+    return {
+        s.PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+        s.PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: STARTUP_TIMEOUT_SECONDS,
+        s.PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE: RECORDER_BATCH_SIZE,
+        s.PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE: RECORDER_BATCH_SIZE,
+        s.PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL: FLUSH_INTERVAL_SECONDS,
+        s.PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE: PERSISTER_BATCH_SIZE,
+        s.PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL: FLUSH_INTERVAL_SECONDS,
+        s.PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED: False,  # also switches off the actions service
+    }
 
 
 @contextmanager
 def local_mode() -> Iterator[None]:
     """Settings for running `research-loop` and its subflows in this process (`autoresearch run`)."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.settings import temporary_settings
 
-    # No worker watches heartbeats in local mode, and joining the heartbeat thread costs ~1 s per flow run.
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}), fast_api_retries():
+    with temporary_settings(updates=local_settings()):
         yield
 
 

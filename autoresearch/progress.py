@@ -19,9 +19,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from autoresearch import console
+
 TAIL_BYTES = 4096
 DEFAULT_TIME_BUDGET = 300.0  # karpathy's prepare.py (and the tiny experiment) when no --time-budget is given
 STEP = re.compile(rb"step\s+\d+\s+\((\d+(?:\.\d+)?)%\)")
+STEP_LINE = re.compile(rb"step\s+(\d+)\s+\([^)]*\)\s*\|\s*loss:\s*([0-9.]+)")
 logger = logging.getLogger("autoresearch.progress")
 
 
@@ -29,6 +32,15 @@ def percent_in(tail: bytes) -> float | None:
     """The last `(NN.N%)` of a step line in `tail`, or None."""
     matches = STEP.findall(tail)
     return float(matches[-1]) if matches else None
+
+
+def step_summary(tail: bytes) -> str | None:
+    """`step 00120 loss 3.2100` from the last step line in `tail`, or None."""
+    matches = STEP_LINE.findall(tail)
+    if not matches:
+        return None
+    step, loss = matches[-1]
+    return f"step {step.decode()} loss {float(loss):.4f}"
 
 
 def read_tail(path: Path, size: int = TAIL_BYTES) -> bytes:
@@ -125,4 +137,10 @@ def training_progress(log_path: Path, time_budget: float | None, tag: str, itera
     from autoresearch.artifacts import artifact_key
 
     description = f"{tag} · iter {iteration:04d} · {commit[:7]}: share of the time budget elapsed"
-    return ProgressWatcher(log_path, time_budget, PrefectProgress(artifact_key("training", tag), description))
+    artifact = PrefectProgress(artifact_key("training", tag), description)
+
+    def publish(percent: float) -> None:
+        console.training(percent, step_summary(read_tail(Path(log_path))))  # the terminal's live line
+        artifact(percent)
+
+    return ProgressWatcher(log_path, time_budget, publish)

@@ -18,6 +18,8 @@ from autoresearch import ledger
 from autoresearch.models import CrashReport, LedgerRow, ProposalContext
 
 HISTORY_ROWS = 50
+RUNNING_PREFIX = "still training"  # the reason of the idea that trains while the next one is proposed
+FACT_KEYS = ("training_seconds", "num_steps", "total_tokens_M", "num_params_M", "peak_vram_mb", "mfu_percent")
 MAX_DESCRIPTION = 80
 _SHORT_VALUE = 80  # a module constant whose source is longer is shown as `NAME = ...`
 
@@ -76,6 +78,7 @@ def build_prompt(context: ProposalContext, answer: str = LLM_ANSWER) -> Prompt:
     sections = [
         _program(context.program),
         _best(context),
+        _situation(context),
         _editable(context),
         _readonly(context.readonly_interfaces),
         _history(context.history, context.reasons),
@@ -114,6 +117,47 @@ def _best(context: ProposalContext) -> str:
     return "\n".join(lines)
 
 
+def run_facts(log: str) -> dict[str, str]:
+    """What a run.log says about the run: its device, time budget, steps, tokens and throughput."""
+    facts = {key: m[1] for key in FACT_KEYS if (m := re.search(rf"^{key}:\s*(\S+)", log, re.M))}
+    if device := re.search(r"^Device:\s*(.+)$", log, re.M):
+        facts["device"] = device[1].strip()
+    if budget := re.search(r"^Time budget:\s*(.+)$", log, re.M):
+        facts["time_budget"] = budget[1].strip()
+    if speeds := re.findall(r"tok/sec:\s*([\d,]+)", log):
+        facts["tokens_per_second"] = speeds[-1]
+    return facts
+
+
+def _situation(context: ProposalContext) -> str:
+    """The time budget, the device and what the current best's run did with them."""
+    facts = context.best_run
+    lines = []
+    if context.time_budget:
+        lines.append(f"Every training run gets a fixed time budget of {context.time_budget:g} s.")
+    if "time_budget" in facts:
+        lines.append(f"The current best's run reported its budget as: {facts['time_budget']}.")
+    if "device" in facts:
+        lines.append(f"Device: {facts['device']}.")
+    done = [f"{facts[key]} {label}" for key, label in _FACT_LABELS if key in facts]
+    if done:
+        lines.append("The current best's run: " + ", ".join(done) + ".")
+    if not lines:
+        return ""
+    lines.append("A change that makes each step cheaper gets more steps inside the budget; one that adds compute gets fewer.")
+    return "# Situation\n\n" + "\n".join(lines)
+
+
+_FACT_LABELS = (
+    ("num_steps", "optimizer steps"),
+    ("training_seconds", "s of training"),
+    ("total_tokens_M", "M tokens"),
+    ("tokens_per_second", "tokens/s at the end"),
+    ("num_params_M", "M parameters"),
+    ("peak_vram_mb", "MB peak memory"),
+)
+
+
 def _editable(context: ProposalContext) -> str:
     where = "the crashed experiment" if context.crash else f"commit {context.baseline_commit[:7]}"
     parts = [f"# Editable files (as they are at {where})"]
@@ -139,6 +183,9 @@ def _history(history: list[LedgerRow], reasons: dict[str, str]) -> str:
     lines = ["commit\tvalue\tstatus\tdescription\treason"]
     for row in shown:
         reason = reasons.get(row.commit[:7], "")
+        if reason.startswith(RUNNING_PREFIX):  # training now: no value, no decision yet
+            lines.append(f"{row.commit}\t-\trunning\t{row.description}\t{_one_line(reason)}")
+            continue
         lines.append(f"{row.commit}\t{row.value:.6f}\t{row.status}\t{row.description}\t{_one_line(reason)}")
     return f"{head}\n\n" + fence("\n".join(lines), "tsv")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from autoresearch.errors import UserError
-from autoresearch.gitops import Git
+from autoresearch.gitops import Git, GitFailed
 from autoresearch.progress import training_progress
 from autoresearch.runner import kill_recorded, run_command
 from autoresearch.secrets import known_secrets, redact_file
@@ -123,7 +123,7 @@ def _clone_for(request: TrainRequest) -> Git:
     git = Git(clone)
     try:
         git.run("fetch", "-q", "--no-tags", request.remote, f"+{request.ref}:{request.ref}")
-    except RuntimeError as exc:
+    except GitFailed as exc:
         raise UserError(f"could not fetch {request.ref} from {request.remote}: {exc}") from None
     return git
 

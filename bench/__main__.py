@@ -1,9 +1,10 @@
-"""All benchmarks in one command: overhead, idle fraction, soak.
+"""All benchmarks in one command: overhead, idle fraction, soak (with --long: deployed soak, search quality).
 
     python -m bench            # ~20 minutes on 2 cores: overhead (20 iterations), idle (30 s budget), soak (1,000)
     python -m bench --quick    # ~3 minutes: fewer iterations, a 100-iteration soak
     python -m bench --long     # adds the 300 s budget to the idle benchmark (~35 minutes more) and the
-                               # 100-iteration deployed soak (bench/soak_deployed.py, ~10 minutes)
+                               # 100-iteration deployed soak (bench/soak_deployed.py, ~10 minutes) and
+                               # search quality (bench/search.py: regret and false keeps, ~3 minutes)
 
 Tables go to stdout, JSON to bench/results/.
 """
@@ -12,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 
-from bench import idle, overhead, soak, soak_deployed
+from bench import idle, overhead, search, soak, soak_deployed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run every benchmark.")
     parser.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run, numbers are noisier)")
-    parser.add_argument("--long", action="store_true", help="also measure idle time at a 300 s budget")
+    parser.add_argument("--long", action="store_true", help="also: idle at 300 s, deployed soak, search quality")
     args = parser.parse_args()
     print("== overhead: seconds per iteration beyond training, bash vs autoresearch")
     overhead.main(["--iterations", "5" if args.quick else "20"])
@@ -29,6 +30,8 @@ def main() -> None:
     if args.long:
         print("\n== deployed soak: 100 iterations, 2 slots, 0-5 s trainer (SQLite)")
         soak_deployed.main(["--iterations", "100"])
+        print("\n== search quality: true regret and false keeps per proposer and setting")
+        search.main([])
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 Starts its own `prefect server` (temporary PREFECT_HOME, free port), `autoresearch deploy`, and
 `autoresearch worker --slots 2`, then runs a deployed loop with a fake trainer that sleeps a fixed time:
-    python bench/deployed_mode.py [--iterations 4] [--train-seconds 10] [--query-seconds 1]
-Prints a table and writes bench/results/deployed_mode.json.
+    python bench/deployed_mode.py [--iterations 4] [--train-seconds 10] [--query-seconds 1] [--database postgresql]
+`--database postgresql` runs the server on a throwaway PostgreSQL cluster (tests/postgres.py).
+Prints a table and writes bench/results/deployed_mode[_postgresql].json.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from statistics import median
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 from bench.experiment import make_repo  # noqa: E402
 from bench.loops import clean_env, hard_timeout  # noqa: E402
 from bench.stack import CLI, prefect_stack  # noqa: E402
@@ -34,9 +37,16 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=4)
     parser.add_argument("--train-seconds", type=float, default=10.0)
     parser.add_argument("--query-seconds", type=float, default=1.0)
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-deployed-"))
-    with prefect_stack(work, clean_env(work, args.train_seconds), slots=2, query_seconds=args.query_seconds) as env:
+    database = _postgres() if args.database == "postgresql" else nullcontext(None)
+    with (
+        database as url,
+        prefect_stack(
+            work, clean_env(work, args.train_seconds), slots=2, query_seconds=args.query_seconds, database_url=url
+        ) as env,
+    ):
         os.environ.update({k: v for k, v in env.items() if k.startswith("PREFECT_")})  # the client below reads this server
         repo = make_repo(work / "exp", hard_timeout(args.train_seconds))
         started = time.monotonic()
@@ -72,12 +82,19 @@ def main() -> int:
         )
         parallel_wall = time.monotonic() - started
         report = measure(args, sequential_wall, parallel_wall)
+    report["database"] = args.database
     print_table(report)
-    out = ROOT / "bench" / "results" / "deployed_mode.json"
+    out = ROOT / "bench" / "results" / f"deployed_mode{'' if args.database == 'sqlite' else '_postgresql'}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
     return 0
+
+
+def _postgres():
+    import postgres  # tests/postgres.py: initdb in a temp dir, a free port, stopped at the end
+
+    return postgres.cluster()
 
 
 def measure(args: argparse.Namespace, sequential_wall: float, parallel_wall: float) -> dict:

@@ -18,15 +18,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from autoresearch.artifacts import ledger_table, progress_png, summary_markdown  # noqa: E402
 from autoresearch.models import LedgerRow  # noqa: E402
 from autoresearch.progress import estimate  # noqa: E402
+from autoresearch.summary import results_frame  # noqa: E402
 
 
-def night(rows: int, seed: int = 0) -> list[LedgerRow]:
+def night(rows: int, seed: int = 0) -> pd.DataFrame:
     """A synthetic night: ~20% keeps that improve a little, ~70% discards, ~10% crashes."""
     rng = random.Random(seed)
     best, out = 1.0, [LedgerRow(commit="0000000", value=1.0, memory_gb=44.0, status="keep", description="baseline")]
@@ -40,7 +43,7 @@ def night(rows: int, seed: int = 0) -> list[LedgerRow]:
         else:
             value = best + rng.uniform(-0.0005, 0.02)
             out.append(LedgerRow(commit=f"{n:07x}", value=value, memory_gb=44.0, status="discard", description=f"idea {n}"))
-    return out
+    return results_frame(out)
 
 
 def timed(fn, repeat: int = 3) -> tuple[float, object]:

@@ -21,7 +21,7 @@ from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
 
 from autoresearch import artifacts as md
-from autoresearch import noise
+from autoresearch import console, noise
 from autoresearch.iteration import Iteration, IterationOutcome
 from autoresearch.models import LedgerRow
 from autoresearch.monitor import after_iteration
@@ -55,12 +55,16 @@ def experiment_iteration(spec: Iteration) -> IterationOutcome:
         return measured  # the loop logs the round once every candidate is measured
     outcome = finish(spec, measured)
     _rename(None, tags=[*iteration_tags(spec), outcome.verdict.status])
+    if spec.loop.deployed:
+        _tag_trainings(spec, outcome.commit, outcome.verdict.status)
     return outcome
 
 
 def measure(spec: Iteration) -> IterationOutcome:
     """hypothesize -> edit -> commit -> train -> extract -> evaluate (-> confirm): the verdict, nothing logged yet."""
+    console.iteration_started(spec.iteration, "proposing the next idea")
     proposal = hypothesize(spec)
+    console.iteration_started(spec.iteration, proposal.description)
     _rename(run_name(spec, proposal.description), tags=iteration_tags(spec))
     edited = edit(spec, proposal)
     experiment = commit(spec, proposal, edited)
@@ -96,11 +100,34 @@ def finish(spec: Iteration, measured: IterationOutcome) -> IterationOutcome:
     new_baseline = keep_or_reset(spec, measured.commit, verdict) if kept or not spec.in_round else spec.baseline_commit
     crashed = verdict.status == "crash" and measured.metrics is not None
     _report(spec, measured, row, measured.metrics.tail if crashed else None)
-    get_run_logger().info("%s %s %.6f %s: %s", row.commit, row.description, row.value, row.status, verdict.reason)
+    told = console.IterationResult(
+        iteration=spec.iteration,
+        description=row.description,
+        metric=spec.workspace().config.metric,
+        value=row.value,
+        best_before=spec.baseline_value,
+        status=row.status,
+        reason=verdict.reason,
+    )
+    get_run_logger().info("%s  commit %s", console.result_line(told), row.commit)
+    console.iteration_result(told)
     after_iteration(spec.workspace(), row.commit)  # monitoring: ledger table, summary + plot artifacts, new-best event
     return measured.model_copy(
         update={"row": row, "baseline_commit": new_baseline, "baseline_value": row.value if kept else spec.baseline_value}
     )
+
+
+def _tag_trainings(spec: Iteration, commit: str, status: str) -> None:
+    """Deployed mode: this iteration's train-on-gpu runs carry its decision too (a UI nicety: never fails)."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    name = f"{spec.loop.tag} · iter {spec.iteration:04d} · train {commit[:7]}"
+    try:
+        with get_client(sync_client=True) as client:
+            for run in client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name]))):
+                client.update_flow_run(run.id, tags=sorted({*run.tags, status}))
+    except Exception as exc:  # noqa: BLE001 (monitoring must never stop the research)
+        get_run_logger().warning("train-on-gpu runs not tagged with the decision: %s", exc)
 
 
 def _rename(name: str | None, tags: list[str]) -> None:

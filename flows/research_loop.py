@@ -18,7 +18,7 @@ from prefect.runtime import deployment, flow_run
 from prefect.states import Cancelled, State
 from pydantic import BaseModel
 
-from autoresearch import ledger, loop_attempts, noise, rounds, runs
+from autoresearch import console, ledger, loop_attempts, noise, rounds, runs
 from autoresearch.config import parse_duration
 from autoresearch.errors import UserError
 from autoresearch.iteration import (
@@ -98,12 +98,13 @@ def run_loop(options: LoopOptions, deployed: bool) -> LoopSummary | State:
     stop_after = parse_duration(options.stop_after) - earlier.elapsed_seconds if options.stop_after else None
     stop_at = time.monotonic() + max(0.0, stop_after) if stop_after is not None else None
     runner = IterationRunner(deployed, options.infra_retries)
+    console.loop_started(flow_run.ui_url)
     with loop_lock(ws.lock_path):
         plan = setup_or_resume(ws)
-        if deployed:
-            loop_attempts.name_and_tag(flow_run.id, ws.tag, plan.loop_id)
-        for note in plan.notes:
+        loop_attempts.name_and_tag(flow_run.id, ws.tag, plan.loop_id, extra=[options.proposer])
+        for note in plan.notes:  # resume notes: in the UI's logs and on the terminal
             get_run_logger().info(note)
+            console.say(note)
         context = _context(ws, plan, options, deployed)
         try:
             done, stopped = _iterate(ws, context, _initial_state(ws, plan, options, earlier.ideas_done), runner, stop_at)
@@ -218,6 +219,14 @@ def _rows(ws: Workspace) -> list[LedgerRow]:
 def _summary(ws: Workspace, done: int, stopped: str) -> LoopSummary:
     rows = ledger.read(ws.ledger_path, ws.config.metric)
     best = ledger.last_keep(rows)
+    get_run_logger().info(
+        "%s: %s; %d rows in results.tsv; best %s; branch %s",
+        ws.tag,
+        stopped,
+        len(rows),
+        f"{best.value:.6f} ({best.commit})" if best else "none yet",
+        ws.branch,
+    )
     return LoopSummary(
         tag=ws.tag,
         branch=ws.branch,

@@ -10,7 +10,7 @@ from autoresearch.iteration import MAX_FIX_ATTEMPTS, Fix, Idea, Iteration, Resum
 from autoresearch.metrics import extract as extract_metrics
 from autoresearch.models import CrashReport, LedgerRow, Proposal, ProposalContext
 from autoresearch.prefetch import PREFETCHER, STILL_TRAINING, PrefetchKey, usable
-from autoresearch.prompt import public_interface
+from autoresearch.prompt import public_interface, run_facts
 from autoresearch.proposers import get_proposer
 from autoresearch.secrets import redact
 from autoresearch.workspace import WORK_DIR, Workspace
@@ -91,7 +91,19 @@ def proposal_context(ws: Workspace, spec: Iteration) -> ProposalContext:
         crash=_crash_report(ws, spec),
         repo=str(ws.root),
         scratch_dir=str(ws.root / WORK_DIR / "worktrees" / f"agent-{spec.loop.slot}"),  # one per slot (--parallel)
+        time_budget=spec.loop.time_budget,
+        best_run=_best_run(ws),
     )
+
+
+def _best_run(ws: Workspace) -> dict[str, str]:
+    """Device, budget, steps and throughput of the current best's run, from its archived run.log."""
+    rows = ledger.read(ws.ledger_path, ws.config.metric) if ws.ledger_path.exists() else []
+    keeps = [(number, row) for number, row in enumerate(rows) if row.status == "keep"]
+    if not keeps:
+        return {}
+    path = ws.log_path(keeps[-1][0], keeps[-1][1].commit)
+    return run_facts(path.read_text(errors="replace")) if path.is_file() else {}
 
 
 def _crash_report(ws: Workspace, spec: Iteration) -> CrashReport | None:

@@ -58,7 +58,7 @@ def _serve(database: dict[str, str]):
         start_new_session=True,
         env={**os.environ, **database},
     )
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 300  # a busy shared machine can take minutes
     while True:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/api/health", timeout=2) as response:
@@ -67,6 +67,7 @@ def _serve(database: dict[str, str]):
         except OSError:
             pass
         if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()  # never left behind
             raise RuntimeError(f"prefect server did not start; see {SESSION_DIR / 'server.log'}")
         time.sleep(0.3)
     yield os.environ["PREFECT_API_URL"]
@@ -144,6 +145,18 @@ def cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: f
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def install_proposer(directory: Path, name: str, target: str) -> Path:
+    """A real `autoresearch.proposers` entry point (`name = module:Class`): a dist-info in `directory`.
+
+    Put `directory` on sys.path (monkeypatch.syspath_prepend) or PYTHONPATH for the proposer to be found.
+    """
+    info = directory / f"autoresearch_test_{name.replace('-', '_')}-0.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: autoresearch-test-{name}\nVersion: 0\n")
+    (info / "entry_points.txt").write_text(f"[autoresearch.proposers]\n{name} = {target}\n")
+    return directory
 
 
 @pytest.fixture

@@ -92,7 +92,7 @@ def test_an_agent_past_its_timeout_is_killed_and_logged_as_a_crash(repo: Path, t
     started = time.monotonic()
     result = run(repo, tmp_path, "slow", "--iterations", "1", "--agent-timeout", "2")
     assert result.returncode == 0, result.stderr
-    assert time.monotonic() - started < 45
+    assert time.monotonic() - started < 200  # killed long before its 600 s sleep ends, even on a busy machine
     crashed = rows(repo)[1]
     assert crashed.status == "crash" and "timed out after 2 s" in reasons(repo)[crashed.commit]
 

@@ -12,13 +12,16 @@ from prefect import get_run_logger  # noqa: F401  (imports prefect.main, which c
 from autoresearch.artifacts import artifact_key, ledger_table, summary_markdown
 from autoresearch.models import LedgerRow
 from autoresearch.monitor import after_iteration, loop_stopped
+from autoresearch.summary import results_frame
 from autoresearch.workspace import Workspace
 
-ROWS = [
-    LedgerRow(commit="a1b2c3d", value=1.0, memory_gb=4.0, status="keep", description="baseline"),
-    LedgerRow(commit="b2c3d4e", value=0.98, memory_gb=4.1, status="keep", description="LR 0.04 -> 0.06 | with <b>warmup</b>"),
-    LedgerRow(commit="c3d4e5f", value=0.0, memory_gb=0.0, status="crash", description="DEPTH 4 -> 40 (OOM)"),
-]
+ROWS = results_frame(
+    [
+        LedgerRow(commit="a1b2c3d", value=1.0, memory_gb=4.0, status="keep", description="baseline"),
+        LedgerRow(commit="b2c3d4e", value=0.98, memory_gb=4.1, status="keep", description="LR 0.04 -> 0.06 | with <b>warmup</b>"),
+        LedgerRow(commit="c3d4e5f", value=0.0, memory_gb=0.0, status="crash", description="DEPTH 4 -> 40 (OOM)"),
+    ]
+)
 
 
 def test_keys_are_prefect_keys_and_unique_per_tag():
@@ -49,7 +52,7 @@ def test_summary_markdown_embeds_the_plot_and_keeps_descriptions_as_text():
     assert r"LR 0\.04 \-&gt; 0\.06 \| with &lt;b&gt;warmup&lt;/b&gt;" in markdown  # a pipe or tag cannot break the table
     assert "| 1 | `b2c3d4e` | +0.020000 | 0.980000 |" in markdown
     assert (
-        summary_markdown(ROWS[2:], "val_bpb", "minimize", "t")
+        summary_markdown(ROWS.iloc[2:].reset_index(drop=True), "val_bpb", "minimize", "t")
         == "## t: 1 experiment, 0 kept\n\nNo keep yet: 0 discarded, 1 crashed."
     )
 

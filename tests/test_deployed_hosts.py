@@ -128,7 +128,8 @@ def _rows(repo: Path, tag: str, expected: int) -> list[ledger.LedgerRow]:
 
 def test_a_gpu_host_that_shares_only_the_api_and_git_trains_and_reports(hosts, tmp_path):
     repo, remote = _remote_repo(tmp_path, "apart")
-    result = cli("run", "--deployed", "--wait", "--repo", str(repo), "--tag", "apart", "--iterations", "2", "--remote", remote)
+    args = ("--tag", "apart", "--iterations", "2", "--remote", remote)
+    result = cli("run", "--deployed", "--wait", "--repo", str(repo), *args, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     rows = _rows(repo, "apart", 3)
     for number, row in enumerate(rows):  # each log's tail came back through the API

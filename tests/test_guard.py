@@ -168,7 +168,7 @@ def test_a_loop_refuses_an_edit_that_rebinds_the_metric_and_never_trains_it(tmp_
     assert [(r.status, r.value) for r in rows][1] == ("crash", 0.0)
     reason = json.loads((repo / ".git/autoresearch/g.json").read_text())["reasons"][rows[1].commit]
     assert reason == (
-        "edit refused: the metric guard refused it: train.py line 6: rebinds evaluate_bpb (imported from prepare.py); "
+        "edit refused: the metric guard refused it: train.py line 3: rebinds evaluate_bpb (imported from prepare.py); "
         "the read-only files' names must stay as they are"
     )
     assert [p.name[:4] for p in (repo / ".autoresearch/logs/g").glob("*.log")] == ["0000"]  # never trained

@@ -5,18 +5,19 @@ from __future__ import annotations
 import math
 import struct
 
+import pandas as pd
 import pytest
 
 from autoresearch.models import LedgerRow
 from autoresearch.plot import plot_data, render_png
-from autoresearch.summary import gains, summarize
+from autoresearch.summary import gains, results_frame, summarize
 
 
-def ledger(*rows: tuple[float, str, str]) -> list[LedgerRow]:
-    return [
+def ledger(*rows: tuple[float, str, str]) -> pd.DataFrame:
+    return results_frame(
         LedgerRow(commit=f"c{n:06d}", value=value, memory_gb=0.0 if status == "crash" else 44.0, status=status, description=text)
         for n, (value, status, text) in enumerate(rows)
-    ]
+    )
 
 
 # karpathy's example night: a baseline, two gains, discards (one far off), crashes, a simplification keep.
@@ -60,7 +61,7 @@ def test_summary_when_maximizing():
 def test_summary_without_keeps_and_of_an_empty_ledger():
     s = summarize(ledger((0.0, "crash", "baseline")))
     assert (s.experiments, s.crashes, s.best, s.baseline, s.improvement_percent, s.top_gains) == (1, 1, None, None, None, [])
-    assert summarize([]).experiments == 0
+    assert summarize(ledger()).experiments == 0
 
 
 def test_a_keep_without_a_value_is_counted_but_never_best():
@@ -104,10 +105,30 @@ def test_plot_data_of_a_ledger_without_values():
     assert flat.ylim[0] < 1.0 < flat.ylim[1]  # no gain yet: still a visible range
 
 
-@pytest.mark.parametrize("rows", [NIGHT, ledger((0.0, "crash", "baseline")), []])
+@pytest.mark.parametrize("rows", [NIGHT, ledger((0.0, "crash", "baseline")), ledger()])
 def test_render_png_writes_a_png_of_the_requested_size(tmp_path, rows):
     path = tmp_path / "progress.png"
     png = render_png(plot_data(rows), path, size=(8, 4), dpi=50)
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and path.read_bytes() == png
     width, height = struct.unpack(">II", png[16:24])
     assert 300 <= width <= 400 and 150 <= height <= 200  # bbox_inches="tight" trims a little
+
+
+def test_off_scale_discards_are_edge_markers_not_hidden(tmp_path):
+    rows = ledger(
+        (1.0, "keep", "baseline"), (0.99, "keep", "better"), (1.8, "discard", "far worse"), (0.5, "discard", "far better?")
+    )
+    data = plot_data(rows, "val_bpb", "minimize")
+    assert [(p.number, p.value) for p in data.off_scale_points] == [(2, 1.8), (3, 0.5)]
+    assert data.off_scale == 2 and data.discarded == []
+    with_markers = render_png(data, size=(8, 4), dpi=50)
+    without = render_png(data.model_copy(update={"off_scale_points": []}), size=(8, 4), dpi=50)
+    assert with_markers != without  # the markers are drawn
+
+
+def test_the_artifact_plot_is_large_enough_to_read():
+    from autoresearch.artifacts import PLOT_DPI, PLOT_SIZE
+
+    png = render_png(plot_data(NIGHT), size=PLOT_SIZE, dpi=PLOT_DPI)
+    width, height = struct.unpack(">II", png[16:24])
+    assert width >= 1200 and height >= 600

@@ -8,14 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FAST_TRAIN, make_repo
+from conftest import FAST_TRAIN, install_proposer, make_repo
 
 from autoresearch import ledger
 from autoresearch.errors import UserError
 from autoresearch.models import FileEdit, Proposal, ProposalContext, Usage
 from autoresearch.patience import Cancelled, wait
 from autoresearch.prefetch import Prefetcher, PrefetchKey, Taken, rebase, usable, worth_prefetching
-from autoresearch.proposers import register
 from autoresearch.proposers.mutate import MutateProposer
 
 FILES = {"train.py": "LR = 0.1\nDEPTH = 4\n"}
@@ -112,7 +111,6 @@ def test_no_prefetch_for_an_iteration_that_will_not_run(iterations, done_after, 
 CALLS: list[tuple[int, float, float, list[str]]] = []
 
 
-@register
 class SlowMutate(MutateProposer):
     """mutate that takes a second to answer, like a (fast) LLM, and notes what it saw."""
 
@@ -128,6 +126,8 @@ class SlowMutate(MutateProposer):
 
 def test_the_next_idea_is_proposed_while_the_current_one_trains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from autoresearch.flows.research_loop import research_loop
+
+    monkeypatch.syspath_prepend(str(install_proposer(tmp_path / "plugins", "slow-test", "test_prefetch:SlowMutate")))
 
     stamps = tmp_path / "trainings"
     train = FAST_TRAIN.replace("import time\n", "import time\n_started = time.time()\n", 1) + (

@@ -97,3 +97,11 @@ def _wait_for(condition, attempts: int = 300) -> bool:
             return True
         done.wait(0.1)
     return False
+
+
+def test_step_summary_for_the_terminals_live_line():
+    from autoresearch.progress import step_summary
+
+    tail = b"step 00041 (40.0%) | loss: 3.500000 | lrm: 1.00\rstep 00042 (41.0%) | loss: 3.250000 | lrm: 1.00\n"
+    assert step_summary(tail) == "step 00042 loss 3.2500"
+    assert step_summary(b"compiling...\n") is None

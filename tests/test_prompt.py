@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from autoresearch.models import CrashReport, LedgerRow, ProposalContext
-from autoresearch.prompt import AGENT_ANSWER, build_prompt, fence, public_interface
+from autoresearch.prompt import AGENT_ANSWER, build_prompt, fence, public_interface, run_facts
 
 PREPARE = '''"""Fixed data and evaluation."""
 import os
@@ -128,3 +128,40 @@ def test_agent_prompt_asks_for_a_description_file():
 
 def test_unparseable_read_only_file():
     assert public_interface("def broken(:\n") == "(not parseable as Python; contents not shown)"
+
+
+TINY_LOG = """Device: cpu | threads: 1 | params: 0.10M | width: 64 | depth: 2 | tokens/step: 2,048
+Time budget: 10s (CPU time of this process)
+step 00001 (0.0%) | loss: 5.5 | lrm: 0.00 | dt: 50ms | tok/sec: 40,000 | epoch: 0 | remaining: 10s
+step 00180 (100.0%) | loss: 2.5 | lrm: 0.00 | dt: 55ms | tok/sec: 37,236 | epoch: 0 | remaining: 0s
+---
+val_bpb:          2.170000
+training_seconds: 10.0
+total_seconds:    11.4
+peak_vram_mb:     460.1
+mfu_percent:      0.00
+total_tokens_M:   0.4
+num_steps:        180
+num_params_M:     0.1
+depth:            2
+"""
+
+
+def test_prompt_knows_the_budget_the_device_and_the_best_runs_steps():
+    facts = run_facts(TINY_LOG)
+    assert facts["device"].startswith("cpu | threads: 1") and facts["num_steps"] == "180"
+    assert facts["tokens_per_second"] == "37,236" and facts["time_budget"] == "10s (CPU time of this process)"
+    body = build_prompt(context(time_budget=10, best_run=facts)).body
+    situation = body[body.index("# Situation") :].split("\n# ")[0]
+    assert "fixed time budget of 10 s" in situation and "Device: cpu | threads: 1" in situation
+    assert "180 optimizer steps" in situation and "37,236 tokens/s" in situation
+    assert "# Situation" not in build_prompt(context()).body  # nothing known: no section
+
+
+def test_the_idea_still_training_is_shown_as_running():
+    from autoresearch.prefetch import STILL_TRAINING
+
+    pending = LedgerRow(commit="d000001", value=0.0, memory_gb=0.0, status="discard", description="DEPTH 2 -> 3")
+    ctx = context(history=[*rows(60), pending], reasons={"d000001": STILL_TRAINING})
+    body = build_prompt(ctx).body
+    assert "d000001\t-\trunning\tDEPTH 2 -> 3" in body and "d000001\t0.000000" not in body

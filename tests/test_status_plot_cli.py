@@ -11,6 +11,7 @@ from conftest import cli, git
 
 from autoresearch import ledger
 from autoresearch.errors import UserError
+from autoresearch.summary import read_results
 
 # As karpathy's agent writes it (program.md's example) plus what people and agents vary: a literal
 # `baseline` commit, upper-case status, CRLF, a tab inside a description, an empty crash value.
@@ -34,25 +35,37 @@ def hand(tmp_path: Path) -> Path:
     return path
 
 
-def test_read_any_forgives_hand_written_ledgers_and_read_stays_strict(hand: Path):
-    metric, rows = ledger.read_any(hand)
-    assert metric == "val_bpb" and len(rows) == 6
-    assert rows[0].commit == "baseline" and [r.status for r in rows] == ["keep", "keep", "discard", "crash", "crash", "keep"]
-    assert rows[2].description == "switch to GeLU activation" and math.isnan(rows[4].value)
+def test_read_results_forgives_hand_written_ledgers_and_read_stays_strict(hand: Path):
+    results = read_results(hand)
+    assert results.attrs["metric"] == "val_bpb" and len(results) == 6
+    assert list(results.columns) == ["commit", "value", "memory_gb", "status", "description"]
+    assert results["commit"][0] == "baseline"
+    assert results["status"].tolist() == ["keep", "keep", "discard", "crash", "crash", "keep"]
+    assert results["description"][2] == "switch to GeLU activation" and math.isnan(results["value"][4])
+    assert results["description"][5] == "depth 9 | wider" and results["memory_gb"][5] == 44.1
     with pytest.raises(UserError, match="line 3: status 'KEEP'"):
         ledger.read(hand, "val_bpb")  # the loop's own ledger is never read leniently
 
 
-def test_read_any_ignores_a_row_being_written_and_names_bad_lines(tmp_path: Path, hand: Path):
+def test_read_results_ignores_a_row_being_written_and_names_bad_lines(tmp_path: Path, hand: Path):
     hand.write_text(HAND_WRITTEN + "a7b8c9d\t0.97")
-    assert len(ledger.read_any(hand)[1]) == 6
+    assert len(read_results(hand)) == 6
     bad = tmp_path / "bad.tsv"
     bad.write_text("commit\tval_bpb\tmemory_gb\tstatus\tdescription\nabc\tfast\t1.0\tkeep\tx\n")
     with pytest.raises(UserError, match=r"bad.tsv line 2: value and memory_gb must be numbers"):
-        ledger.read_any(bad)
+        read_results(bad)
+    head = "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
+    bad.write_text(head + "abc\t1.0\t1.0\tkeep\tx\n\nabd\t1.0\tkeep\n")
+    with pytest.raises(UserError, match=r"bad.tsv line 4: expected 5 tab-separated columns, found 3"):
+        read_results(bad)
+    bad.write_text(head + "abc\t1.0\t1.0\tmaybe\tx\n")
+    with pytest.raises(UserError, match=r"bad.tsv line 2: status 'maybe' is not one of keep, discard, crash"):
+        read_results(bad)
+    bad.write_text(head)
+    assert read_results(bad).empty
     bad.write_text("a,b,c\n")
     with pytest.raises(UserError, match="the header must be"):
-        ledger.read_any(bad)
+        read_results(bad)
 
 
 def test_status_of_a_hand_written_file(hand: Path):

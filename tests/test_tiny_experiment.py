@@ -7,6 +7,7 @@ import hashlib
 import importlib.util
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -135,11 +136,28 @@ def test_train_prints_summary_within_budget(prepared: Path, experiment: Path):
     summary = parse_summary(result.stdout)
     assert list(summary) == SUMMARY_KEYS
     assert math.isfinite(summary["val_bpb"]) and 0 < summary["val_bpb"] < 8
-    assert 3 <= summary["training_seconds"] < 10
-    assert summary["num_steps"] >= 1 and summary["peak_vram_mb"] > 0
+    budget_steps = int(re.search(r"^CPU budget: (\d+) steps of [\d.]+ GFLOP each", result.stdout, re.M)[1])
+    assert summary["num_steps"] == budget_steps >= 1 and summary["peak_vram_mb"] > 0
 
 
 def test_train_without_data_names_prepare(experiment: Path, tmp_path: Path):
     result = run("train.py", experiment, tmp_path / "missing", budget=3)
     assert result.returncode != 0
     assert "autoresearch prepare" in result.stderr
+
+
+@pytest.mark.slow
+def test_the_cpu_budget_is_compute_so_a_cpu_hog_does_not_change_the_result(prepared: Path, experiment: Path):
+    """Same commit, idle and with every core burnt by other processes: the same steps, the same val_bpb."""
+    idle = run("train.py", experiment, prepared, budget=3)
+    assert idle.returncode == 0, idle.stderr[-2000:]
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        loaded = run("train.py", experiment, prepared, budget=3, timeout=300)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    a, b = parse_summary(idle.stdout), parse_summary(loaded.stdout)
+    assert a["num_steps"] == b["num_steps"] and a["val_bpb"] == b["val_bpb"], (a, b)

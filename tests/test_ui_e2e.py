@@ -17,7 +17,14 @@ from uuid import uuid4
 import pytest
 from conftest import PORT, cli, make_repo
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterTags
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterTags,
+    LogFilter,
+    LogFilterFlowRunId,
+)
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from pydantic import BaseModel, ConfigDict
@@ -48,6 +55,8 @@ class Night(BaseModel):
     rows: list[LedgerRow]
     runs: list  # the experiment-iteration flow runs, oldest first
     artifacts: dict  # flow run id -> its artifacts
+    loop_run: object  # the research-loop flow run
+    loop_logs: list[str]  # its log messages
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +66,35 @@ def night(tmp_path_factory) -> Night:
     result = cli("run", "--repo", str(repo), "--tag", tag, "--iterations", "5")
     assert result.returncode == 0, result.stderr
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
+        tagged = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[tag])), sort=FlowRunSort.START_TIME_ASC
         )
+        runs = [run for run in tagged if "research-loop" not in run.tags]  # the iterations
+        loop_run = next(run for run in tagged if run not in runs)
+        logs = []
+        for _ in range(120):  # the server may store logs in batches
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[loop_run.id])))
+            if any(" rows in results.tsv; best " in log.message for log in logs):
+                break
+            threading.Event().wait(0.5)
         artifacts = {
             run.id: client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
             for run in runs
         }
-    return Night(tag=tag, rows=ledger.read(repo / "results.tsv", "val_bpb"), runs=runs, artifacts=artifacts)
+    rows = ledger.read(repo / "results.tsv", "val_bpb")
+    return Night(tag=tag, rows=rows, runs=runs, artifacts=artifacts, loop_run=loop_run, loop_logs=[log.message for log in logs])
+
+
+def summary_line(night: Night) -> str:
+    best = ledger.last_keep(night.rows)
+    return f"{night.tag}: ran 5 iterations; 6 rows in results.tsv; best {best.value:.6f} ({best.commit})"
+
+
+def test_the_research_loop_run_carries_tag_and_proposer_and_logs_its_summary(night: Night):
+    assert {night.tag, "mutate"} <= set(night.loop_run.tags)
+    assert night.loop_run.name == f"{night.tag} · research loop"
+    assert any(message.startswith(summary_line(night)) for message in night.loop_logs), night.loop_logs
+    assert any("created branch" in message for message in night.loop_logs)  # the set-up note
 
 
 def by_key(artifacts: list, key: str):
@@ -133,6 +163,12 @@ def test_the_prefect_ui_tells_the_story_of_the_night(night: Night):
                 page.get_by_text(run.name, exact=True).wait_for()
             assert all(f"iter {n:04d}" in run.name for n, run in enumerate(night.runs))
             page.screenshot(path=SHOTS / "01-flow-runs.png", full_page=True)
+
+            # The research-loop run: its tags and, in its logs, the set-up note and the closing summary.
+            page.goto(f"{UI}/flow-runs/flow-run/{night.loop_run.id}")
+            page.get_by_text(summary_line(night), exact=False).first.wait_for()
+            page.screenshot(path=SHOTS / "01b-research-loop-logs.png", full_page=True)
+            page.go_back()
 
             # The last iteration's artifacts: its report, the ledger, the summary, the training progress.
             page.get_by_text(last.name, exact=True).click()

@@ -5,7 +5,6 @@ from autoresearch.proposers.base import (
     ProposerExhausted,
     available,
     get_proposer,
-    register,
 )
 
-__all__ = ["Proposer", "ProposerExhausted", "available", "get_proposer", "register"]
+__all__ = ["Proposer", "ProposerExhausted", "available", "get_proposer"]

@@ -33,7 +33,7 @@ from autoresearch.errors import UserError
 from autoresearch.gitops import Git
 from autoresearch.models import FileEdit, Proposal, ProposalContext
 from autoresearch.prompt import AGENT_ANSWER, MAX_DESCRIPTION, build_prompt
-from autoresearch.proposers.base import Proposer, register
+from autoresearch.proposers.base import Proposer
 from autoresearch.runner import run_command
 from autoresearch.secrets import redact, redact_file
 
@@ -56,7 +56,6 @@ class AgentFailed(Exception):
         super().__init__(f"exit code {exit_code} without changes (see {log})")
 
 
-@register
 class AgentProposer(Proposer):
     """Runs a coding agent in a scratch checkout and turns what it changed into a Proposal."""
 
@@ -94,8 +93,8 @@ class AgentProposer(Proposer):
         scratch = Path(context.scratch_dir)
         base = context.crash.commit if context.crash else context.baseline_commit
         git.checkout_worktree(scratch, base)
-        git.run("reset", "-q", "--hard", base, cwd=scratch)
-        git.run("clean", "-q", "-fd", cwd=scratch)  # leftovers of the last agent; ignored files (.venv) stay
+        Git(scratch).run("reset", "-q", "--hard", base)
+        Git(scratch).run("clean", "-q", "-fd")  # leftovers of the last agent; ignored files (.venv) stay
         git.exclude(list(SCRATCH_PATTERNS))  # the repo's .git/info/exclude, shared by the scratch worktree
         config = load_config(git.root)  # env_drop and agent_env (autoresearch.toml or AUTORESEARCH_*)
         log = scratch.with_name(scratch.name + ".log")
@@ -152,10 +151,8 @@ def check_command(command: str) -> None:
 
 def _changes(git: Git, scratch: Path, base: str, editable: dict[str, str]) -> tuple[list[FileEdit], list[str]]:
     """Edits (whole-file replacements) of the changed editable files, and the other paths it changed."""
-    git.run("add", "-A", cwd=scratch)  # the scratch worktree's own index; catches new files and commits too
-    changed = [
-        path for path in git.run("diff", "--cached", "--name-only", "--no-renames", base, cwd=scratch).splitlines() if path
-    ]
+    Git(scratch).run("add", "-A")  # the scratch worktree's own index; catches new files and commits too
+    changed = [path for path in Git(scratch).run("diff", "--cached", "--name-only", "--no-renames", base).splitlines() if path]
     edits = []
     for path in sorted(set(changed) & set(editable)):
         new = scratch / path
@@ -166,10 +163,10 @@ def _changes(git: Git, scratch: Path, base: str, editable: dict[str, str]) -> tu
 
 def _own_commit_subject(git: Git, scratch: Path, base: str) -> str:
     """The subject of the agent's last commit (aider commits by itself), or "" when it did not commit."""
-    head = git.run("rev-parse", "HEAD", cwd=scratch).strip()
+    head = Git(scratch).run("rev-parse", "HEAD").strip()
     if head == base:
         return ""
-    return git.run("log", "-1", "--format=%s", cwd=scratch).strip()
+    return Git(scratch).run("log", "-1", "--format=%s").strip()
 
 
 def _description(told: str, subject: str, log: Path) -> tuple[str, str]:

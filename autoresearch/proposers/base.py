@@ -1,16 +1,16 @@
-"""The proposer interface: one small class per idea generator, registered by name (simonw/llm style)."""
+"""The proposer interface: one small class per idea generator, registered by name in the
+`autoresearch.proposers` entry-point group (a plugin adds its own in its pyproject.toml)."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from importlib import import_module
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any, ClassVar
 
 from autoresearch.errors import UserError
 from autoresearch.models import Proposal, ProposalContext
 
-_REGISTRY: dict[str, type[Proposer]] = {}
+ENTRY_POINT_GROUP = "autoresearch.proposers"
 
 
 class ProposerExhausted(UserError):
@@ -34,29 +34,16 @@ class Proposer(ABC):
         return None
 
 
-def register(cls: type[Proposer]) -> type[Proposer]:
-    _REGISTRY[cls.name] = cls
-    return cls
+def _entry_points() -> dict[str, EntryPoint]:
+    return {entry.name: entry for entry in entry_points(group=ENTRY_POINT_GROUP)}
 
 
 def available() -> list[str]:
-    _load_plugins()
-    return sorted(_REGISTRY)
+    return sorted(_entry_points())
 
 
 def get_proposer(name: str, **options: Any) -> Proposer:
-    _load_plugins()
-    if name not in _REGISTRY:
-        raise UserError(f"unknown proposer {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](**options)
-
-
-BUILT_IN = ("autoresearch.proposers.mutate", "autoresearch.proposers.llm", "autoresearch.proposers.agent")
-
-
-def _load_plugins() -> None:
-    for module in BUILT_IN:  # registered on import, even where the package's entry points are stale
-        import_module(module)
-    for entry in entry_points(group="autoresearch.proposers"):
-        if entry.name not in _REGISTRY:
-            register(entry.load())
+    found = _entry_points()
+    if name not in found:
+        raise UserError(f"unknown proposer {name!r}; choose one of: {', '.join(sorted(found))}")
+    return found[name].load()(**options)

@@ -28,7 +28,7 @@ from autoresearch.edits import apply_edits
 from autoresearch.errors import UserError
 from autoresearch.models import FileEdit, Proposal, ProposalContext, Usage
 from autoresearch.prompt import LLM_ANSWER, MAX_DESCRIPTION, build_prompt
-from autoresearch.proposers.base import Proposer, register
+from autoresearch.proposers.base import Proposer
 from autoresearch.secrets import remember
 
 if TYPE_CHECKING:
@@ -64,7 +64,6 @@ class Reply(BaseModel):
         return value.strip()
 
 
-@register
 class LLMProposer(Proposer):
     """One idea per call from any model pydantic-ai supports (anthropic:..., openai:..., ollama:...)."""
 

@@ -16,12 +16,16 @@ Step table (rank 0 is tried first; both directions of a rank are equally near, o
 
 New floats are rounded to 4 significant digits and written like the old literal (scientific stays
 scientific). Widen the table below to give the loop more room before ProposerExhausted.
+
+`search_range` turns the same table into an absolute box per constant (SPAN_STEPS widest steps either
+side of its start, the same bounds) for optimizers that search one, such as the optuna proposer.
 """
 
 from __future__ import annotations
 
 import ast
 import io
+import math
 import random
 import re
 from collections import Counter
@@ -30,7 +34,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from autoresearch.models import FileEdit, LedgerRow, Proposal, ProposalContext
-from autoresearch.proposers.base import Proposer, ProposerExhausted, register
+from autoresearch.proposers.base import Proposer, ProposerExhausted
 
 # --- the step table -------------------------------------------------------------------------------
 FLOAT_FACTORS: tuple[float, ...] = (1.5, 2.0, 3.0)  # multiply and divide
@@ -41,6 +45,8 @@ LARGE_INT_FACTORS: tuple[int, ...] = (2, 4)  # multiply and divide (keeps powers
 EXPONENT_STEPS: tuple[int, ...] = (1, 2)  # added to and subtracted from k in 2**k
 UNIT_INTERVAL_WORDS: tuple[str, ...] = ("RATIO", "FRAC", "DROPOUT", "BETA", "MOMENTUM")  # floats stay in [0, 1)
 SIGNIFICANT_DIGITS = 4
+SPAN_STEPS = 2  # search_range: an optimizer's box reaches this many widest steps either side of the start value
+UNIT_INTERVAL_MAX = 0.99  # search_range: the top of the box for the RATIO, FRAC, ... floats
 # --------------------------------------------------------------------------------------------------
 
 CONSTANT_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -215,11 +221,15 @@ def _int_steps(constant: Constant) -> Iterable[tuple[int, int, str]]:
             yield int(round(old / factor)), rank, f"/{factor}"
 
 
+def power_parts(text: str) -> tuple[str, int, int]:
+    """`2 ** 19` -> ("2 ** ", 2, 19): the text before the exponent (spacing kept), the base and the exponent."""
+    tree = ast.parse(text, mode="eval").body
+    assert isinstance(tree, ast.BinOp) and isinstance(tree.left, ast.Constant) and isinstance(tree.right, ast.Constant)
+    return text[: tree.right.col_offset], tree.left.value, tree.right.value
+
+
 def _power_steps(constant: Constant) -> Iterable[tuple[str, int, str]]:
-    tree = ast.parse(constant.text, mode="eval").body
-    assert isinstance(tree, ast.BinOp) and isinstance(tree.right, ast.Constant)
-    prefix = constant.text[: tree.right.col_offset]  # "2**" or "2 ** ", spacing kept
-    exponent = tree.right.value
+    prefix, _, exponent = power_parts(constant.text)
     for rank, step in enumerate(EXPONENT_STEPS):
         for new, label in ((exponent + step, f"k+{step}"), (exponent - step, f"k-{step}")):
             if new >= 0:
@@ -257,6 +267,63 @@ def candidates(constant: Constant) -> list[Candidate]:
         seen.add(value)
         result.append(Candidate(value, text, rank, step))
     return result
+
+
+# --- absolute ranges, for optimizers that search a box (the optuna proposer) -------------------------
+
+
+@dataclass(frozen=True)
+class SearchRange:
+    """Where an optimizer may put one constant: SPAN_STEPS of the table's widest step either side of its start.
+
+    The parameter is the value itself, except for `2**k` constants, where it is the exponent k.
+    Positive floats and ints >= SMALL_INT_LIMIT are searched on a log scale (rates and sizes).
+    """
+
+    low: Number
+    high: Number
+    integer: bool
+    log: bool
+
+
+def search_range(constant: Constant) -> SearchRange:
+    """The box around a constant's start value, inside the same bounds as the step table (sign, [0, 1), >= 1)."""
+    value = constant.value
+    if constant.kind == "power":
+        exponent, reach = power_parts(constant.text)[2], SPAN_STEPS * EXPONENT_STEPS[-1]
+        return SearchRange(max(0, exponent - reach), exponent + reach, True, False)
+    if constant.kind == "int":
+        if abs(value) < SMALL_INT_LIMIT:
+            low, high = value - SPAN_STEPS * SMALL_INT_STEPS[-1], value + SPAN_STEPS * SMALL_INT_STEPS[-1]
+            floor = 1 if value >= 1 else 0 if value == 0 else low
+            return SearchRange(max(low, floor), min(high, -1) if value < 0 else high, True, False)
+        span = LARGE_INT_FACTORS[-1] ** SPAN_STEPS
+        low, high = sorted((int(value / span), value * span))
+        return SearchRange(low, high, True, value > 0)
+    if value == 0.0:
+        return SearchRange(0.0, min(SPAN_STEPS * ZERO_FLOAT_STEPS[-1], UNIT_INTERVAL_MAX), False, False)
+    span = FLOAT_FACTORS[-1] ** SPAN_STEPS
+    low, high = sorted((value / span, value * span))
+    if _unit_interval(constant.name) and 0.0 < value < 1.0:
+        high = min(high, UNIT_INTERVAL_MAX)
+    return SearchRange(low, high, False, value > 0)
+
+
+def parameter(constant: Constant, value: Number) -> Number:
+    """A constant's value as its SearchRange parameter (the exponent of a `b**k` constant)."""
+    if constant.kind != "power":
+        return value
+    base = power_parts(constant.text)[1]
+    return round(math.log(value, base))
+
+
+def literal(constant: Constant, param: Number) -> str:
+    """The source text for a parameter value, written like the constant's current literal."""
+    if constant.kind == "power":
+        return power_parts(constant.text)[0] + str(int(param))
+    if constant.kind == "int":
+        return str(int(param))
+    return format_float(float(param), constant.text)
 
 
 # --- what was tried --------------------------------------------------------------------------------
@@ -308,7 +375,6 @@ def choose(context: ProposalContext) -> tuple[Constant, Candidate, int]:
     return constant, candidate, sum(len(steps) for steps in open_steps.values())
 
 
-@register
 class MutateProposer(Proposer):
     """Offline, seeded: change one numeric constant by its nearest untried step."""
 

@@ -34,6 +34,10 @@ import torch
 
 MAX_SEQ_LEN = 256  # context length (bytes)
 TIME_BUDGET = int(os.environ.get("AUTORESEARCH_TIME_BUDGET", "300"))  # training time budget in seconds
+# On a CPU the time budget is paid in compute: TIME_BUDGET seconds at this reference rate, about one
+# core of a recent x86 CPU in fp32 on this model. train.py turns it into a number of steps from the
+# FLOPs of its first step, so a busy machine changes how long a run takes, never how far it gets.
+CPU_FLOPS_PER_SECOND = 2.0e10
 EVAL_TOKENS = 128 * 1024  # number of val bytes scored by evaluate_bpb (fixed slice)
 
 # ---------------------------------------------------------------------------
@@ -286,6 +290,11 @@ def make_dataloader(tokenizer, B, T, split, device="cpu", seed=1337):
 
 
 @torch.no_grad()
+def cpu_budget_steps(step_flops, budget_seconds=TIME_BUDGET):
+    """How many training steps of `step_flops` FLOPs (forward + backward) the CPU budget buys (at least 1)."""
+    return max(1, int(budget_seconds * CPU_FLOPS_PER_SECOND // max(step_flops, 1)))
+
+
 def evaluate_bpb(model, tokenizer, batch_size):
     """
     Bits per byte (BPB) on a fixed slice of the val split: the first EVAL_TOKENS

@@ -2,11 +2,19 @@
 Tiny autoresearch pretraining script. Single-device, single-file, plain PyTorch.
 A small byte-level GPT trained for a fixed time budget, then scored in bits per byte.
 Runs on CUDA (bf16), Apple MPS or CPU. Usage: python train.py
+
+On a CPU the budget is compute, not time: TIME_BUDGET seconds at prepare.py's reference rate
+(CPU_FLOPS_PER_SECOND), turned into a number of steps from the FLOPs of this model's first training
+step (measured by torch's FLOP counter). A busy machine makes the run take longer but gives it the
+same steps, so the same code gets the same val_bpb on an idle laptop and on a loaded shared box
+(wall time gave 8 to 186 steps for the same code there; even this process's CPU time varies by ~5%
+per step under load, which moves val_bpb by ~0.03 at ~120 steps). One thread: thread pools spin
+while they wait, which is slow on a shared machine. On CUDA/MPS the budget is wall-clock time, as in
+karpathy's train.py.
 """
 
 import contextlib
 import math
-import os
 import resource
 import sys
 import time
@@ -14,7 +22,8 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from prepare import MAX_SEQ_LEN, TIME_BUDGET, Tokenizer, evaluate_bpb, make_dataloader
+from prepare import MAX_SEQ_LEN, TIME_BUDGET, Tokenizer, cpu_budget_steps, evaluate_bpb, make_dataloader
+from torch.utils.flop_counter import FlopCounterMode
 
 # ---------------------------------------------------------------------------
 # Hyperparameters (edit these directly, no CLI flags needed)
@@ -181,7 +190,7 @@ if __name__ == "__main__":
         device = torch.device("mps")
     else:
         device = torch.device("cpu")
-        torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+        torch.set_num_threads(1)  # see the docstring
     # bf16 matmuls on CUDA, and on CPUs with native bf16 instructions (much faster there); fp32 otherwise
     use_bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
     autocast_ctx = torch.autocast(device_type=device.type, dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
@@ -213,25 +222,33 @@ if __name__ == "__main__":
         f"Device: {device} | threads: {torch.get_num_threads()} | params: {num_params / 1e6:.2f}M | "
         f"width: {n_embd} | depth: {DEPTH} | tokens/step: {tokens_per_step:,}"
     )
-    print(f"Time budget: {TIME_BUDGET}s")
+    print(
+        f"Time budget: {TIME_BUDGET}s ({'compute: steps from FLOPs, see below' if device.type == 'cpu' else 'wall-clock time'})"
+    )
     sys.stdout.flush()
 
     smooth_train_loss = 0.0
     total_training_time = 0.0
     step = 0
     last_print = -1.0
+    budget_steps = None  # on a CPU: the number of steps the budget buys, known after the first step
     while True:
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.time()
-        progress = min(total_training_time / TIME_BUDGET, 1.0)
+        progress = step / budget_steps if budget_steps else min(total_training_time / TIME_BUDGET, 1.0)
         lrm = get_lr_multiplier(progress)
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"] * lrm
 
-        with autocast_ctx:
-            loss = model(x, y)
-        loss.backward()
+        with FlopCounterMode(display=False) if step == 0 else contextlib.nullcontext() as counter:
+            with autocast_ctx:
+                loss = model(x, y)
+            loss.backward()
+        if step == 0 and device.type == "cpu":
+            step_flops = counter.get_total_flops()
+            budget_steps = cpu_budget_steps(step_flops)
+            print(f"CPU budget: {budget_steps} steps of {step_flops / 1e9:.2f} GFLOP each (load-independent)", flush=True)
         if GRAD_CLIP > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
         optimizer.step()
@@ -251,11 +268,12 @@ if __name__ == "__main__":
         ema_beta = 0.9
         smooth_train_loss = ema_beta * smooth_train_loss + (1 - ema_beta) * train_loss
         debiased = smooth_train_loss / (1 - ema_beta**step)
-        done = total_training_time >= TIME_BUDGET
+        done = step >= budget_steps if budget_steps else total_training_time >= TIME_BUDGET
         if done or step == 1 or total_training_time - last_print >= max(0.5, TIME_BUDGET / 100):
             last_print = total_training_time
-            pct_done = 100 * min(total_training_time / TIME_BUDGET, 1.0)
-            remaining = max(0.0, TIME_BUDGET - total_training_time)
+            share = step / budget_steps if budget_steps else total_training_time / TIME_BUDGET
+            pct_done = 100 * min(share, 1.0)
+            remaining = max(0.0, TIME_BUDGET * (1.0 - share))
             print(
                 f"step {step:05d} ({pct_done:.1f}%) | loss: {debiased:.6f} | lrm: {lrm:.2f} | "
                 f"dt: {dt * 1000:.0f}ms | tok/sec: {int(tokens_per_step / dt):,} | epoch: {epoch} | "

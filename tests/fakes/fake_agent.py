@@ -59,7 +59,7 @@ elif mode == "applied":  # like aider --no-git: the reply, the edit block, then 
     print("Deepen the model: DEPTH 4 -> 6.\n\ntrain.py\n```python\n<<<<<<< SEARCH\nDEPTH = 4\n=======\nDEPTH = 6")
     print(">>>>>>> REPLACE\n```\n\nApplied edit to train.py\nTokens: 1.2k sent, 80 received.")
 elif mode == "slow":
-    time.sleep(60)
+    time.sleep(600)  # far past any --agent-timeout a test gives
 elif mode == "crash-then-fix":
     if "fix attempt" in prompt:
         train.write_text(source.replace(BOOM, ""))
