@@ -389,10 +389,30 @@ def status(
     from autoresearch.summary import summarize
 
     path, metric, entries, direction = _ledger(repo, file, direction)
-    shown = len(entries) if all_rows else min(rows, len(entries))
+    out.print(_ledger_table(path, metric, entries, len(entries) if all_rows else min(rows, len(entries))))
+    s = summarize(entries, direction)
+    counts = f"{s.keeps} kept, {s.discards} discarded, {s.crashes} crashed"
+    if s.best is None:
+        out.print(f"{s.experiments} runs, no keep yet ({counts})")
+    else:
+        out.print(
+            f"baseline {s.baseline:.6f} -> best {s.best:.6f} at {s.best_commit}: {s.best_description}",
+            markup=False,
+            soft_wrap=True,
+        )
+        percent = "" if s.improvement_percent is None else f" ({s.improvement_percent:+.2f}%)"
+        out.print(f"improvement {s.improvement:+.6f}{percent} ({direction}); {s.experiments} runs: {counts}", soft_wrap=True)
+        if s.top_gains:
+            out.print(_gains_table(s.top_gains, metric))
+    _print_loop_state(repo if file is None else None)
+
+
+def _ledger_table(path: Path, metric: str, entries: pd.DataFrame, shown: int) -> Table:
+    """The last `shown` rows of the ledger, coloured by status; the title says how many of how many."""
+    everything = shown == len(entries)
     title = (
         f"{path}: all {len(entries)} rows"
-        if shown == len(entries)
+        if everything
         else f"{path}: last {shown} of {len(entries)} rows (--all shows every row)"
     )
     table = Table(title=escape(title))
@@ -409,29 +429,16 @@ def status(
             escape(row.description),
             style=style[row.status],
         )
-    out.print(table)
-    s = summarize(entries, direction)
-    counts = f"{s.keeps} kept, {s.discards} discarded, {s.crashes} crashed"
-    if s.best is None:
-        out.print(f"{s.experiments} runs, no keep yet ({counts})")
-        _print_loop_state(repo if file is None else None)
-        return
-    out.print(
-        f"baseline {s.baseline:.6f} -> best {s.best:.6f} at {s.best_commit}: {s.best_description}", markup=False, soft_wrap=True
-    )
-    percent = "" if s.improvement_percent is None else f" ({s.improvement_percent:+.2f}%)"
-    out.print(f"improvement {s.improvement:+.6f}{percent} ({direction}); {s.experiments} runs: {counts}", soft_wrap=True)
-    if s.top_gains:
-        gains = Table(title="Top gains (each keep against the keep before it)")
-        for column in ("#", "commit", "gain", metric, "description"):
-            gains.add_column(column, justify="left" if column in ("commit", "description") else "right")
-        for gain in s.top_gains:
-            gains.add_row(
-                str(gain.number), escape(gain.commit), f"{gain.gain:+.6f}", f"{gain.value:.6f}", escape(gain.description)
-            )
-        out.print(gains)
+    return table
 
-    _print_loop_state(repo if file is None else None)
+
+def _gains_table(top_gains: list, metric: str) -> Table:
+    gains = Table(title="Top gains (each keep against the keep before it)")
+    for column in ("#", "commit", "gain", metric, "description"):
+        gains.add_column(column, justify="left" if column in ("commit", "description") else "right")
+    for gain in top_gains:
+        gains.add_row(str(gain.number), escape(gain.commit), f"{gain.gain:+.6f}", f"{gain.value:.6f}", escape(gain.description))
+    return gains
 
 
 def _print_loop_state(repo: Path | None) -> None:

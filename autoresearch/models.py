@@ -81,7 +81,7 @@ class Proposal(BaseModel):
 
 
 class CrashReport(BaseModel):
-    """A crashed experiment that a proposer is asked to fix (DESIGN.md section 1)."""
+    """A crashed experiment that a proposer is asked to fix."""
 
     commit: str
     description: str

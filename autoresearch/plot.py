@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -88,11 +89,24 @@ def render_png(data: PlotData, path: Path | None = None, size: tuple[float, floa
     """The PNG (and written to `path` if given). Uses matplotlib's Agg canvas directly: no pyplot, no display."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=size)
     FigureCanvasAgg(figure)
     ax = figure.add_subplot()
+    _draw_discarded(ax, data)
+    _draw_kept(ax, data)
+    _draw_crashed(ax, data)
+    _decorate(ax, data)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    png = buffer.getvalue()
+    if path is not None:
+        path.write_bytes(png)
+    return png
+
+
+def _draw_discarded(ax: Any, data: PlotData) -> None:
     if data.discarded or data.off_scale:
         hidden = f" ({data.off_scale} off-scale: triangles on the edge)" if data.off_scale else ""
         ax.scatter(
@@ -106,41 +120,50 @@ def render_png(data: PlotData, path: Path | None = None, size: tuple[float, floa
         )
     if data.off_scale_points and data.ylim:
         _edge_markers(ax, data.off_scale_points, data.ylim)
-    if data.kept:
-        ax.scatter(
-            [p.number for p in data.kept],
-            [p.value for p in data.kept],
-            c=KEEP_COLOR,
-            s=50,
-            zorder=4,
-            label="Kept",
-            edgecolors="black",
-            linewidths=0.5,
+
+
+def _draw_kept(ax: Any, data: PlotData) -> None:
+    """Kept points, the running best as a step line, and each keep's description."""
+    if not data.kept:
+        return
+    ax.scatter(
+        [p.number for p in data.kept],
+        [p.value for p in data.kept],
+        c=KEEP_COLOR,
+        s=50,
+        zorder=4,
+        label="Kept",
+        edgecolors="black",
+        linewidths=0.5,
+    )
+    ax.step(
+        [p.number for p in data.best_line],
+        [p.value for p in data.best_line],
+        where="post",
+        color=BEST_COLOR,
+        linewidth=2,
+        alpha=0.7,
+        zorder=3,
+        label="Running best",
+    )
+    for point in data.kept:
+        ax.annotate(
+            point.label,
+            (point.number, point.value),
+            textcoords="offset points",
+            xytext=(6, 6),
+            fontsize=10.0,
+            color=LABEL_COLOR,
+            alpha=0.9,
+            rotation=30,
+            ha="left",
+            va="bottom",
         )
-        ax.step(
-            [p.number for p in data.best_line],
-            [p.value for p in data.best_line],
-            where="post",
-            color=BEST_COLOR,
-            linewidth=2,
-            alpha=0.7,
-            zorder=3,
-            label="Running best",
-        )
-        for point in data.kept:
-            ax.annotate(
-                point.label,
-                (point.number, point.value),
-                textcoords="offset points",
-                xytext=(6, 6),
-                fontsize=10.0,
-                color=LABEL_COLOR,
-                alpha=0.9,
-                rotation=30,
-                ha="left",
-                va="bottom",
-            )
-    if data.crashed:  # no value: marks on the bottom edge, outside the data's y-range
+
+
+def _draw_crashed(ax: Any, data: PlotData) -> None:
+    """Crashes have no value: marks on the bottom edge, outside the data's y-range."""
+    if data.crashed:
         ax.scatter(
             data.crashed,
             [0.01] * len(data.crashed),
@@ -152,6 +175,12 @@ def render_png(data: PlotData, path: Path | None = None, size: tuple[float, floa
             label="Crashed",
             clip_on=False,
         )
+
+
+def _decorate(ax: Any, data: PlotData) -> None:
+    """Limits, labels, title, legend and grid."""
+    from matplotlib.ticker import MaxNLocator
+
     if data.ylim:
         ax.set_ylim(*data.ylim)
     better_is = "lower" if data.direction == "minimize" else "higher"
@@ -163,13 +192,6 @@ def render_png(data: PlotData, path: Path | None = None, size: tuple[float, floa
     if data.kept or data.discarded or data.crashed:
         ax.legend(loc="upper right" if data.direction == "minimize" else "lower right", fontsize=11)
     ax.grid(True, alpha=0.2)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    png = buffer.getvalue()
-    if path is not None:
-        path.write_bytes(png)
-    return png
 
 
 def _edge_markers(ax: object, points: list[Point], ylim: tuple[float, float]) -> None:

@@ -1,4 +1,4 @@
-"""The deployments and work pools of deployed mode (DESIGN.md section 6): names that users, the UI and
+"""The deployments and work pools of deployed mode: names that users, the UI and
 `prefect deployment run` rely on."""
 
 from __future__ import annotations
