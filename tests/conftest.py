@@ -34,6 +34,8 @@ os.environ.update(
         "PREFECT_API_URL": f"http://127.0.0.1:{PORT}/api",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_LEVEL": "WARNING",
+        # the loop's own lines (resume notes, the summary) are INFO and must reach the API, as with Prefect's defaults
+        "PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL": "INFO",
         "AUTORESEARCH_CACHE": str(SESSION_DIR / "tiny-cache"),
         "GIT_AUTHOR_NAME": "test",
         "GIT_AUTHOR_EMAIL": "test@example.com",

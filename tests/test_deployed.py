@@ -168,7 +168,8 @@ def test_a_retried_loop_run_finishes_what_was_asked_and_no_more(workers, tmp_pat
     assert second.state.is_completed() and second.run_count == 2, second.state
     assert runs.result(second).iterations_run == 1
     check_invariants(repo, "again", 2)  # nothing more was trained
-    assert "attempt 2 of this loop run: earlier attempts finished 1 idea(s) of --iterations 1" in _logs(loop_id)
+    resumed = "attempt 2 of this loop run: earlier attempts finished 1 idea(s) of --iterations 1"
+    _wait_for(lambda: resumed in _logs(loop_id), 60)  # logs reach the API in batches
 
 
 def test_a_loop_run_that_collides_with_a_running_loop_on_the_same_repo_ends_cancelled(workers, tmp_path):
