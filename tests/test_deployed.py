@@ -191,29 +191,47 @@ def test_a_retried_loop_run_finishes_what_was_asked_and_no_more(workers, tmp_pat
     _wait_for(lambda: resumed in _logs(loop_id), 60)  # logs reach the API in batches
 
 
+GO = """\
+go = os.environ.get("FAKE_GO")
+waited_until = time.time() + 600
+while go and not os.path.exists(go) and time.time() < waited_until:
+    time.sleep(0.2)
+"""
+
+
+@pytest.mark.timeout(1200)
 def test_a_loop_run_that_collides_with_a_running_loop_on_the_same_repo_ends_cancelled(workers, tmp_path):
-    """A schedule firing while the last loop still runs: Prefect's limit (CANCEL_NEW) or our own check cancels it."""
+    """A schedule firing while the last loop still runs: Prefect's limit (CANCEL_NEW) or our own check cancels it.
+    The running loop's training waits for a go file written once the second run has ended, so the two
+    always overlap however slowly a loaded machine starts the second one."""
+    go = tmp_path / "go"
+    sleep = 'time.sleep(float(os.environ.get("FAKE_TRAIN_SECONDS", "0")))'
     repo = make_repo(
         tmp_path / "exp",
-        config=f'command = "FAKE_TRAIN_SECONDS=20 {{python}} train.py"\ndata_check = "{tmp_path}"\ntimeout_seconds = 60\n',
+        train=FAST_TRAIN.replace(sleep, GO + sleep),
+        config=f'command = "FAKE_GO={go} {{python}} train.py"\ndata_check = "{tmp_path}"\ntimeout_seconds = 600\n',
     )
     parameters = {"repo": str(repo), "tag": "busy", "iterations": 1}
     running = runs.start(RESEARCH_LOOP.full_name, parameters, as_subflow=False)
     _wait_for(lambda: [r for r in flow_runs("train-on-gpu", "busy") if r.state.is_running()], 600)
     by_us = runs.wait(runs.start(RESEARCH_LOOP.full_name, parameters, as_subflow=False))
+    go.touch()
     assert by_us.state.is_cancelled(), by_us.state
     assert "busy · research loop" in by_us.state.message and str(running) in by_us.state.message
     assert runs.wait(running).state.is_completed()
     check_invariants(repo, "busy", 2)
     # the limit is only removed once no run holds its slot: Prefect 3.9 cannot finish a run whose limit went away
     assert cli("deploy", "--repo", str(repo), "--schedule", "0 3 1 1 *").returncode == 0  # one loop at a time
+    go.unlink()
     try:
         running = runs.start(RESEARCH_LOOP.full_name, parameters, as_subflow=False)
         _wait_for(lambda: [r for r in flow_runs("train-on-gpu", "busy") if r.state.is_running()], 600)
         by_prefect = runs.wait(runs.start(RESEARCH_LOOP.full_name, parameters, as_subflow=False))
+        go.touch()
         assert by_prefect.state.is_cancelled(), by_prefect.state
         assert runs.wait(running).state.is_completed()
     finally:
+        go.touch()
         assert cli("deploy").returncode == 0  # no schedule, no limit
     check_invariants(repo, "busy", 3)
 
