@@ -46,6 +46,10 @@ os.environ.update(
     }
 )
 
+# Prefect configures logging when its flow API is first imported, replacing the root logger's handlers: done now,
+# not inside the first test that runs a flow, whose log capture (caplog) it would otherwise remove.
+import prefect.main  # noqa: E402, F401
+
 
 @pytest.fixture(scope="session", autouse=True)
 def prefect_server():

@@ -49,6 +49,7 @@ def reasons(repo: Path) -> dict:
     return json.loads((repo / ".git/autoresearch/a.json").read_text())["reasons"]
 
 
+@pytest.mark.slow
 def test_agent_edits_a_scratch_checkout_and_its_change_is_trained(repo: Path, tmp_path: Path):
     (repo / "my-notes.txt").write_text("the user's own untracked work\n")
     flags = ["--tag", "a", "--proposer", "agent", "--agent-command", COMMAND, "--no-prefetch", "--iterations", "1"]

@@ -167,6 +167,7 @@ def test_a_crash_gets_a_fix_attempt_on_top_of_the_crashed_commit(repo: Path):
     assert INJECTION not in script.instructions[1]
 
 
+@pytest.mark.slow
 def test_two_failed_fixes_give_up_on_the_idea(repo: Path):
     still_broken = {**FIX, "edits": [{"path": "train.py", "search": BOOM, "replace": 'raise SystemExit("still broken")\n'}]}
     broken_again = {
@@ -209,6 +210,7 @@ def test_usage_counts_tokens_and_prices_known_models():
     assert unknown.input_tokens == 20_000 and unknown.cost_usd is None  # one unknown price: no made-up total
 
 
+@pytest.mark.slow
 def test_a_fix_in_flight_when_the_loop_died_is_finished_on_resume(repo: Path):
     loop(repo, use("crash-fix-resume", Script(CRASHING, FIX)), iterations=1)
     fixed = rows(repo)[2]

@@ -102,6 +102,7 @@ def run(repo: Path, tmp_path: Path, values: str, **options):
     return run_loop(repo, "n", env, **options)
 
 
+@pytest.mark.slow
 def test_noise_repeats_measure_sigma_and_raise_the_bar(tmp_path: Path):
     repo = sequence_repo(tmp_path, "noise_repeats = 2\n")
     run(repo, tmp_path, "1.0,1.01,0.99,0.99,0.95", iterations=2)

@@ -240,8 +240,10 @@ def test_the_process_exits_soon_after_the_loop_ends_with_a_prefetch_hanging(tmp_
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
+        _wait_for(lambda: rows(repo) or process.poll() is not None, timeout=200)
+        stop_by = time.monotonic() + STOP_AFTER  # the loop started before its baseline was logged
         _wait_for(lambda: len(fake.proposals()) == 2 or process.poll() is not None, timeout=200)
-        time.sleep(STOP_AFTER)  # the loop started before the prefetch did: its stop time has passed now
+        time.sleep(max(0.0, stop_by - time.monotonic()))  # its stop time has passed now
         go.write_text("go")
         process.wait(timeout=200)
         exited = time.monotonic()

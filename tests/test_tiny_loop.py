@@ -9,7 +9,7 @@ from conftest import cli, git, run_loop
 
 from autoresearch import ledger
 
-pytestmark = pytest.mark.timeout(400)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
 
 def test_init_prepare_run_resume_on_the_bundled_experiment(tmp_path: Path):
