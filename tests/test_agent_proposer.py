@@ -70,6 +70,7 @@ def test_description_from_the_agents_last_line(repo: Path, tmp_path: Path):
     assert rows(repo)[1].description == "DEPTH 4 -> 6"
 
 
+@pytest.mark.slow
 def test_changes_outside_the_editable_files_are_refused_and_the_scratch_is_reset(repo: Path, tmp_path: Path):
     run(repo, tmp_path, "outside")
     crashed = rows(repo)[1]
@@ -84,6 +85,7 @@ def test_changes_outside_the_editable_files_are_refused_and_the_scratch_is_reset
     assert not (scratch / "notes.md").exists() and (scratch / "prepare.py").read_text() == "MAX_SEQ_LEN = 64  # read-only\n"
 
 
+@pytest.mark.slow
 def test_an_agent_past_its_timeout_is_killed_and_logged_as_a_crash(repo: Path, tmp_path: Path):
     started = time.monotonic()
     run(repo, tmp_path, "slow", agent_timeout=2)
@@ -92,6 +94,7 @@ def test_an_agent_past_its_timeout_is_killed_and_logged_as_a_crash(repo: Path, t
     assert crashed.status == "crash" and "timed out after 2 s" in reasons(repo)[crashed.commit]
 
 
+@pytest.mark.slow
 def test_a_crash_is_fixed_by_the_agent_on_top_of_the_crashed_commit(repo: Path, tmp_path: Path):
     run(repo, tmp_path, "crash-then-fix")
     entries = rows(repo)
@@ -101,6 +104,7 @@ def test_a_crash_is_fixed_by_the_agent_on_top_of_the_crashed_commit(repo: Path, 
     assert [r["fix"] for r in agent_runs(tmp_path)] == [False, True]
 
 
+@pytest.mark.slow
 def test_an_agent_that_commits_by_itself_and_leaves_scratch_files(repo: Path, tmp_path: Path):
     """Like aider: its commit subject is the description (no hash), its .aider* files are not edits."""
     run(repo, tmp_path, "commits")
@@ -111,11 +115,13 @@ def test_an_agent_that_commits_by_itself_and_leaves_scratch_files(repo: Path, tm
     assert (repo / ".autoresearch/worktrees/agent-0/.aider.chat.history.md").exists()  # left alone, not an edit
 
 
+@pytest.mark.slow
 def test_the_description_skips_an_agents_boilerplate_and_code(repo: Path, tmp_path: Path):
     run(repo, tmp_path, "applied")
     assert rows(repo)[1].description == "Deepen the model: DEPTH 4 -> 6."
 
 
+@pytest.mark.slow
 def test_an_agent_is_never_asked_ahead_so_no_run_is_thrown_away(repo: Path, tmp_path: Path):
     run(repo, tmp_path, "good", iterations=2, prefetch=True)
     assert len(rows(repo)) == 3 and len(agent_runs(tmp_path)) == 2  # one agent run per iteration

@@ -69,12 +69,14 @@ def test_branch_without_results_tsv(repo: Path):
     assert_one_line_error(run(repo), "branch autoresearch/t exists but results.tsv does not")
 
 
+@pytest.mark.slow
 def test_results_tsv_without_branch(repo: Path):
     run_loop(repo, "t", iterations=1)
     result = cli("run", "--repo", str(repo), "--tag", "other", "--iterations", "1")
     assert_one_line_error(result, "results.tsv exists but branch autoresearch/other does not", "--tag t")
 
 
+@pytest.mark.slow
 def test_malformed_results_tsv_is_reported_and_untouched(repo: Path):
     run_loop(repo, "t", iterations=1)
     path = repo / "results.tsv"
@@ -84,6 +86,7 @@ def test_malformed_results_tsv_is_reported_and_untouched(repo: Path):
     assert path.read_text() == broken
 
 
+@pytest.mark.slow
 def test_torn_last_line_is_repaired_not_dropped(repo: Path):
     run_loop(repo, "t", iterations=1)
     path = repo / "results.tsv"
@@ -96,6 +99,7 @@ def test_torn_last_line_is_repaired_not_dropped(repo: Path):
     assert len(text.splitlines()) == len(lines) + 1
 
 
+@pytest.mark.slow
 def test_missing_newline_of_last_row_is_completed(repo: Path):
     run_loop(repo, "t", iterations=1)
     path = repo / "results.tsv"

@@ -95,6 +95,7 @@ def test_a_crashed_baseline_stops_with_one_line(repo: Path):
     assert [(row.description, row.status) for row in rows(repo)] == [("baseline", "crash")]
 
 
+@pytest.mark.slow
 def test_hard_timeout_makes_a_crash_row(repo: Path):
     run_loop(repo, "t", iterations=1)
     started = time.monotonic()
@@ -201,6 +202,7 @@ def test_second_loop_on_the_same_repo_is_refused(repo: Path):
         loop.communicate(timeout=60)
 
 
+@pytest.mark.slow
 def test_changed_read_only_file_stops_the_loop(repo: Path):
     run_loop(repo, "r", iterations=1)
     with pytest.raises(UserError, match="read-only file prepare.py changed"):

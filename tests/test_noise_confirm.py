@@ -132,6 +132,7 @@ def test_noise_repeats_measure_sigma_and_raise_the_bar(tmp_path: Path):
     assert len(entries) == 6 and noise.repeat_number(entries[5].description) is None
 
 
+@pytest.mark.slow
 def test_confirm_retrains_a_would_be_keep(tmp_path: Path):
     repo = sequence_repo(tmp_path)
     run(repo, tmp_path, "1.0,0.95,1.0,0.95,0.96", iterations=2, confirm=True)

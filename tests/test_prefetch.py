@@ -137,6 +137,7 @@ class SlowMutate(MutateProposer):
         return super().propose(context)
 
 
+@pytest.mark.slow
 def test_the_next_idea_is_proposed_while_the_current_one_trains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from autoresearch.flows.research_loop import research_loop
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # real torch in every subprocess: seconds each
+
 EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "tiny"
 SUMMARY_KEYS = [
     "val_bpb",
@@ -137,7 +139,6 @@ def trained(prepared: Path, tmp_path_factory) -> subprocess.CompletedProcess:
     return run("train.py", copy, prepared, budget=3, timeout=300)  # a compute budget: slow on a busy machine
 
 
-@pytest.mark.slow
 def test_train_prints_summary_within_budget(trained: subprocess.CompletedProcess):
     result = trained
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
@@ -155,7 +156,6 @@ def test_train_without_data_names_prepare(experiment: Path, tmp_path: Path):
     assert "autoresearch prepare" in result.stderr
 
 
-@pytest.mark.slow
 def test_the_cpu_budget_is_compute_so_a_cpu_hog_does_not_change_the_result(
     prepared: Path, experiment: Path, trained: subprocess.CompletedProcess
 ):
