@@ -14,6 +14,8 @@ import tempfile
 import textwrap
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import postgres
@@ -43,6 +45,10 @@ os.environ.update(
         "GIT_COMMITTER_EMAIL": "test@example.com",
     }
 )
+
+# Prefect configures logging when its flow API is first imported, replacing the root logger's handlers: done now,
+# not inside the first test that runs a flow, whose log capture (caplog) it would otherwise remove.
+import prefect.main  # noqa: E402, F401
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -147,6 +153,39 @@ def cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: f
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def run_loop(repo: Path, tag: str, env: dict[str, str] | None = None, **parameters):
+    """The research loop in this process: the flow `autoresearch run` calls, under the same local-mode settings,
+    against the session's server. Returns its summary; a user error is raised, not printed.
+
+    For tests of what the loop does; what the CLI adds (flags, exit codes, one-line errors, signals) is tested
+    through `cli`. Each CLI subprocess pays Prefect's start-up (seconds); this pays it once per session.
+    env: variables set for this call only (the training and the proposer see them, as with `cli(env=...)`).
+    """
+    from autoresearch.flows.research_loop import research_loop
+
+    from autoresearch import iteration
+    from autoresearch.prefect_tuning import local_mode
+
+    iteration._workspace.cache_clear()  # like a new process: the configuration is read again (env may differ)
+    with environment(env or {}), local_mode():
+        return research_loop(repo=str(repo), tag=tag, **parameters)
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """os.environ with `values` set, restored afterwards."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def install_proposer(directory: Path, name: str, target: str) -> Path:

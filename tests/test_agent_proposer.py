@@ -1,4 +1,7 @@
-"""The agent proposer through the real CLI: a fake coding-agent script edits a scratch checkout."""
+"""The agent proposer: a fake coding-agent script (a real subprocess) edits a scratch checkout.
+
+One loop through the real CLI; the others in this process (conftest.run_loop), the same flow and proposer.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cli, git
+from conftest import cli, git, run_loop
 from fakes.aider_server import FakeServer
 
 from autoresearch import ledger
@@ -20,24 +23,18 @@ pytestmark = pytest.mark.timeout(240)
 FAKE_AGENT = Path(__file__).parent / "fakes" / "fake_agent.py"
 
 
-def run(repo: Path, tmp_path: Path, mode: str, *args: str, prefetch: bool = False):
-    env = {"FAKE_AGENT_MODE": mode, "FAKE_AGENT_RECORD": str(tmp_path / "agent-runs.jsonl")}
-    command = f"{sys.executable} {FAKE_AGENT}"
+def agent_env(tmp_path: Path, mode: str) -> dict[str, str]:
+    return {"FAKE_AGENT_MODE": mode, "FAKE_AGENT_RECORD": str(tmp_path / "agent-runs.jsonl")}
+
+
+COMMAND = f"{sys.executable} {FAKE_AGENT}"
+
+
+def run(repo: Path, tmp_path: Path, mode: str, iterations: int = 1, prefetch: bool = False, **options):
+    """The loop in this process with the fake agent in `mode`."""
     # the fake agent's runs are recorded in order: no proposal ahead of time (tests/test_prefetch.py covers that)
-    return cli(
-        "run",
-        "--repo",
-        str(repo),
-        "--tag",
-        "a",
-        "--proposer",
-        "agent",
-        "--agent-command",
-        command,
-        *([] if prefetch else ["--no-prefetch"]),
-        *args,
-        env=env,
-    )
+    env = agent_env(tmp_path, mode)
+    return run_loop(repo, "a", env, iterations=iterations, proposer="agent", agent_command=COMMAND, prefetch=prefetch, **options)
 
 
 def agent_runs(tmp_path: Path) -> list[dict]:
@@ -52,9 +49,11 @@ def reasons(repo: Path) -> dict:
     return json.loads((repo / ".git/autoresearch/a.json").read_text())["reasons"]
 
 
+@pytest.mark.slow
 def test_agent_edits_a_scratch_checkout_and_its_change_is_trained(repo: Path, tmp_path: Path):
     (repo / "my-notes.txt").write_text("the user's own untracked work\n")
-    result = run(repo, tmp_path, "good", "--iterations", "1")
+    flags = ["--tag", "a", "--proposer", "agent", "--agent-command", COMMAND, "--no-prefetch", "--iterations", "1"]
+    result = cli("run", "--repo", str(repo), *flags, env=agent_env(tmp_path, "good"))  # the real CLI, once
     assert result.returncode == 0, result.stderr
     entries = rows(repo)
     assert [(r.description, r.status) for r in entries] == [("baseline", "keep"), ("LEARNING_RATE 0.04 -> 0.1", "keep")]
@@ -67,39 +66,37 @@ def test_agent_edits_a_scratch_checkout_and_its_change_is_trained(repo: Path, tm
 
 
 def test_description_from_the_agents_last_line(repo: Path, tmp_path: Path):
-    result = run(repo, tmp_path, "last-line", "--iterations", "1")
-    assert result.returncode == 0, result.stderr
+    run(repo, tmp_path, "last-line")
     assert rows(repo)[1].description == "DEPTH 4 -> 6"
 
 
+@pytest.mark.slow
 def test_changes_outside_the_editable_files_are_refused_and_the_scratch_is_reset(repo: Path, tmp_path: Path):
-    result = run(repo, tmp_path, "outside", "--iterations", "1")
-    assert result.returncode == 0, result.stderr
+    run(repo, tmp_path, "outside")
     crashed = rows(repo)[1]
     assert crashed.status == "crash"
     assert "outside the editable ones: notes.md, prepare.py" in reasons(repo)[crashed.commit]
     assert (repo / "prepare.py").read_text() == "MAX_SEQ_LEN = 64  # read-only\n"
     assert git(repo, "show", "--name-only", "--format=", crashed.commit).split() == ["train.py"]  # attempted edit only
 
-    again = run(repo, tmp_path, "good", "--iterations", "1")
-    assert again.returncode == 0, again.stderr
+    run(repo, tmp_path, "good")
     assert rows(repo)[2].status == "keep"
     scratch = repo / ".autoresearch/worktrees/agent-0"
     assert not (scratch / "notes.md").exists() and (scratch / "prepare.py").read_text() == "MAX_SEQ_LEN = 64  # read-only\n"
 
 
+@pytest.mark.slow
 def test_an_agent_past_its_timeout_is_killed_and_logged_as_a_crash(repo: Path, tmp_path: Path):
     started = time.monotonic()
-    result = run(repo, tmp_path, "slow", "--iterations", "1", "--agent-timeout", "2")
-    assert result.returncode == 0, result.stderr
+    run(repo, tmp_path, "slow", agent_timeout=2)
     assert time.monotonic() - started < 200  # killed long before its 600 s sleep ends, even on a busy machine
     crashed = rows(repo)[1]
     assert crashed.status == "crash" and "timed out after 2 s" in reasons(repo)[crashed.commit]
 
 
+@pytest.mark.slow
 def test_a_crash_is_fixed_by_the_agent_on_top_of_the_crashed_commit(repo: Path, tmp_path: Path):
-    result = run(repo, tmp_path, "crash-then-fix", "--iterations", "1")
-    assert result.returncode == 0, result.stderr
+    run(repo, tmp_path, "crash-then-fix")
     entries = rows(repo)
     assert [r.status for r in entries[:2]] == ["keep", "crash"]
     assert entries[2].description == f"fix of {entries[1].commit}: remove the raise" and entries[2].status != "crash"
@@ -107,10 +104,10 @@ def test_a_crash_is_fixed_by_the_agent_on_top_of_the_crashed_commit(repo: Path, 
     assert [r["fix"] for r in agent_runs(tmp_path)] == [False, True]
 
 
+@pytest.mark.slow
 def test_an_agent_that_commits_by_itself_and_leaves_scratch_files(repo: Path, tmp_path: Path):
     """Like aider: its commit subject is the description (no hash), its .aider* files are not edits."""
-    result = run(repo, tmp_path, "commits", "--iterations", "1")
-    assert result.returncode == 0, result.stderr
+    run(repo, tmp_path, "commits")
     entry = rows(repo)[1]
     assert (entry.description, entry.status) == ("feat: DEPTH 4 -> 6 for more capacity", "keep")
     assert git(repo, "show", "--name-only", "--format=", entry.commit).split() == ["train.py"]
@@ -118,15 +115,15 @@ def test_an_agent_that_commits_by_itself_and_leaves_scratch_files(repo: Path, tm
     assert (repo / ".autoresearch/worktrees/agent-0/.aider.chat.history.md").exists()  # left alone, not an edit
 
 
+@pytest.mark.slow
 def test_the_description_skips_an_agents_boilerplate_and_code(repo: Path, tmp_path: Path):
-    result = run(repo, tmp_path, "applied", "--iterations", "1")
-    assert result.returncode == 0, result.stderr
+    run(repo, tmp_path, "applied")
     assert rows(repo)[1].description == "Deepen the model: DEPTH 4 -> 6."
 
 
+@pytest.mark.slow
 def test_an_agent_is_never_asked_ahead_so_no_run_is_thrown_away(repo: Path, tmp_path: Path):
-    result = run(repo, tmp_path, "good", "--iterations", "2", prefetch=True)
-    assert result.returncode == 0, result.stderr
+    run(repo, tmp_path, "good", iterations=2, prefetch=True)
     assert len(rows(repo)) == 3 and len(agent_runs(tmp_path)) == 2  # one agent run per iteration
 
 

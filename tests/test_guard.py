@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FAST_TRAIN, cli, git, make_repo
+from conftest import FAST_TRAIN, git, make_repo, run_loop
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterTags
 
@@ -161,9 +161,7 @@ def test_a_loop_refuses_an_edit_that_rebinds_the_metric_and_never_trains_it(tmp_
     git(repo, "commit", "-qam", "a read-only metric")
     agent = tmp_path / "cheat.py"
     agent.write_text(CHEATING_AGENT)
-    args = ["run", "--repo", str(repo), "--tag", "g", "--proposer", "agent", "--agent-command", f"{sys.executable} {agent}"]
-    result = cli(*args, "--iterations", "1", "--no-prefetch")
-    assert result.returncode == 0, result.stderr
+    run_loop(repo, "g", iterations=1, proposer="agent", agent_command=f"{sys.executable} {agent}", prefetch=False)
     rows = ledger.read(repo / "results.tsv", "val_bpb")
     assert [(r.status, r.value) for r in rows][1] == ("crash", 0.0)
     reason = json.loads((repo / ".git/autoresearch/g.json").read_text())["reasons"][rows[1].commit]

@@ -113,6 +113,7 @@ def test_a_good_edit_is_trained_and_kept_and_its_cost_counted(repo: Path):
     assert f"proposer cost (llm): {tokens}" in status.stdout
 
 
+@pytest.mark.slow
 def test_invalid_replies_are_retried_then_logged_as_a_crash_and_the_loop_goes_on(repo: Path):
     bad = {"description": "two\tcells", "rationale": "tabs are not allowed", "edits": []}
     script = Script(bad, bad, bad, GOOD)
@@ -126,6 +127,7 @@ def test_invalid_replies_are_retried_then_logged_as_a_crash_and_the_loop_goes_on
     assert state(repo)["usage"]["0001"]["requests"] == 3
 
 
+@pytest.mark.slow
 def test_an_edit_outside_train_py_is_sent_back_with_the_error_then_refused(repo: Path):
     outside = {
         "description": "shorter sequences",
@@ -150,6 +152,7 @@ def test_a_corrected_reply_after_an_error_is_used(repo: Path):
     assert "was not found in train.py" in script.retry_errors(1)[0]
 
 
+@pytest.mark.slow
 def test_a_crash_gets_a_fix_attempt_on_top_of_the_crashed_commit(repo: Path):
     script = Script(CRASHING, FIX)
     loop(repo, use("crash-fix", script), iterations=1)
@@ -167,6 +170,7 @@ def test_a_crash_gets_a_fix_attempt_on_top_of_the_crashed_commit(repo: Path):
     assert INJECTION not in script.instructions[1]
 
 
+@pytest.mark.slow
 def test_two_failed_fixes_give_up_on_the_idea(repo: Path):
     still_broken = {**FIX, "edits": [{"path": "train.py", "search": BOOM, "replace": 'raise SystemExit("still broken")\n'}]}
     broken_again = {
@@ -209,6 +213,7 @@ def test_usage_counts_tokens_and_prices_known_models():
     assert unknown.input_tokens == 20_000 and unknown.cost_usd is None  # one unknown price: no made-up total
 
 
+@pytest.mark.slow
 def test_a_fix_in_flight_when_the_loop_died_is_finished_on_resume(repo: Path):
     loop(repo, use("crash-fix-resume", Script(CRASHING, FIX)), iterations=1)
     fixed = rows(repo)[2]

@@ -1,4 +1,8 @@
-"""The research loop end to end through the real CLI, on real git repos with a fast real training subprocess."""
+"""The research loop end to end on real git repos with a fast real training subprocess.
+
+Through the real CLI where the CLI's part is under test (a run and its resume, exit codes, one-line errors,
+signals, the lock); the loop's behaviour otherwise in this process (conftest.run_loop), the same flow.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import cli, git
+from conftest import cli, git, run_loop
 
 from autoresearch import ledger
+from autoresearch.errors import UserError
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -42,6 +47,7 @@ def assert_invariants(repo: Path, tag: str) -> None:
         assert on_branch == (row.status == "keep"), row
 
 
+@pytest.mark.slow
 def test_three_iterations_then_resume_without_second_baseline(repo: Path):
     first = cli("run", "--repo", str(repo), "--tag", "demo", "--iterations", "3")
     assert first.returncode == 0, first.stderr
@@ -54,37 +60,34 @@ def test_three_iterations_then_resume_without_second_baseline(repo: Path):
     frame = pd.read_csv(repo / "results.tsv", sep="\t")
     assert list(frame.columns) == ["commit", "val_bpb", "memory_gb", "status", "description"]
 
-    second = cli("run", "--repo", str(repo), "--tag", "demo", "--iterations", "2")
-    assert second.returncode == 0, second.stderr
+    assert "4 rows in results.tsv" in first.stdout, first.stdout  # the closing summary on the terminal
+
+    run_loop(repo, "demo", iterations=2)  # the CLI's own resume: tests/test_demo.py
     entries = rows(repo)
     assert len(entries) == 6
     assert [row.description for row in entries].count("baseline") == 1
     assert_invariants(repo, "demo")
 
 
-@pytest.mark.parametrize("mode", ["exit", "fail", "nan", "nometric"])
-def test_crashed_runs_are_crash_rows_and_the_loop_goes_on(repo: Path, mode: str):
-    assert cli("run", "--repo", str(repo), "--tag", "t", "--iterations", "1").returncode == 0
-    crashed = cli("run", "--repo", str(repo), "--tag", "t", "--iterations", "2", env={"FAKE_MODE": mode})
-    assert crashed.returncode == 0, crashed.stderr
-    entries = rows(repo)
-    assert [row.status for row in entries[2:]] == ["crash", "crash"]
-    assert all(row.value == 0.0 and row.memory_gb == 0.0 for row in entries[2:])
+@pytest.mark.slow
+def test_crashed_runs_are_crash_rows_and_the_loop_goes_on(repo: Path):
+    """Each way a training can crash, in turn on one loop: two crash rows each, and the loop goes on."""
+    run_loop(repo, "t", iterations=1)
+    crashes = [{"FAKE_MODE": mode} for mode in ("exit", "fail", "nan", "nometric")]
+    for env in [*crashes, {"AUTORESEARCH_COMMAND": "no-such-trainer-xyz"}]:  # the last: the command is not found
+        before = len(rows(repo))
+        summary = run_loop(repo, "t", iterations=2, env=env)
+        assert summary.iterations_run == 2, env
+        entries = rows(repo)[before:]
+        assert [row.status for row in entries] == ["crash", "crash"], env
+        assert all(row.value == 0.0 and row.memory_gb == 0.0 for row in entries), env
+        assert_invariants(repo, "t")
     assert "0.000000\t0.0\tcrash" in (repo / "results.tsv").read_text()
-    assert_invariants(repo, "t")
-
-
-def test_command_not_found_is_a_crash_row_and_the_loop_continues(repo: Path):
-    assert cli("run", "--repo", str(repo), "--tag", "t", "--iterations", "1").returncode == 0
-    result = cli(
-        "run", "--repo", str(repo), "--tag", "t", "--iterations", "2", env={"AUTORESEARCH_COMMAND": "no-such-trainer-xyz"}
-    )
-    assert result.returncode == 0, result.stderr
-    assert [row.status for row in rows(repo)[2:]] == ["crash", "crash"]
     log = sorted((repo / ".autoresearch/logs/t").iterdir())[-1].read_text()
     assert "not found" in log
 
 
+@pytest.mark.slow
 def test_a_crashed_baseline_stops_with_one_line(repo: Path):
     result = cli("run", "--repo", str(repo), "--tag", "t", "--iterations", "2", env={"FAKE_MODE": "exit"})
     assert result.returncode == 2
@@ -92,23 +95,12 @@ def test_a_crashed_baseline_stops_with_one_line(repo: Path):
     assert [(row.description, row.status) for row in rows(repo)] == [("baseline", "crash")]
 
 
+@pytest.mark.slow
 def test_hard_timeout_makes_a_crash_row(repo: Path):
-    assert cli("run", "--repo", str(repo), "--tag", "t", "--iterations", "1").returncode == 0
+    run_loop(repo, "t", iterations=1)
     started = time.monotonic()
-    result = cli(
-        "run",
-        "--repo",
-        str(repo),
-        "--tag",
-        "t",
-        "--iterations",
-        "1",
-        "--timeout",
-        "2",
-        env={"FAKE_TRAIN_SECONDS": "60"},
-    )
-    assert result.returncode == 0, result.stderr
-    assert time.monotonic() - started < 45
+    run_loop(repo, "t", iterations=1, timeout_seconds=2, env={"FAKE_TRAIN_SECONDS": "60"})
+    assert time.monotonic() - started < 45  # killed at 2 s, long before the 60 s sleep ends, even on a busy machine
     assert rows(repo)[-1].status == "crash"
     assert_invariants(repo, "t")
 
@@ -160,8 +152,9 @@ def _wait_dead(pgid: int, timeout: float = 10) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_mid_training(repo: Path):
-    assert cli("run", "--repo", str(repo), "--tag", "k", "--iterations", "1").returncode == 0
+    run_loop(repo, "k", iterations=1)
     loop = _start_loop(repo, "--tag", "k", "--iterations", "3", env={"FAKE_TRAIN_SECONDS": "30"})
     pgid = _wait_for_training(repo, after_rows=2)
     in_flight = git(repo, "rev-parse", "--short=7", "autoresearch/k")
@@ -170,17 +163,17 @@ def test_resume_after_sigkill_mid_training(repo: Path):
     assert _wait_dead(pgid), "the training outlived its loop"
     assert len(rows(repo)) == 2
 
-    resumed = cli("run", "--repo", str(repo), "--tag", "k", "--iterations", "1")
-    assert resumed.returncode == 0, resumed.stderr
+    run_loop(repo, "k", iterations=1)
     entries = rows(repo)
     assert len(entries) == 3
     assert entries[2].commit == in_flight  # the experiment in flight was finished, not replaced
     assert_invariants(repo, "k")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_stops_cleanly_and_resumes(repo: Path, sig: int):
-    assert cli("run", "--repo", str(repo), "--tag", "c", "--iterations", "1").returncode == 0
+    run_loop(repo, "c", iterations=1)
     loop = _start_loop(repo, "--tag", "c", env={"FAKE_TRAIN_SECONDS": "30"})  # forever
     pgid = _wait_for_training(repo, after_rows=2)
     loop.send_signal(sig)
@@ -190,11 +183,12 @@ def test_interrupt_stops_cleanly_and_resumes(repo: Path, sig: int):
     assert _wait_dead(pgid, timeout=5)
     assert len(rows(repo)) == 2
     assert_invariants(repo, "c")  # branch back at the last keep, nothing half-written
-    assert cli("run", "--repo", str(repo), "--tag", "c", "--iterations", "1").returncode == 0
+    run_loop(repo, "c", iterations=1)
     assert len(rows(repo)) == 3
     assert_invariants(repo, "c")
 
 
+@pytest.mark.slow
 def test_second_loop_on_the_same_repo_is_refused(repo: Path):
     loop = _start_loop(repo, "--tag", "a", env={"FAKE_TRAIN_SECONDS": "30"})
     try:
@@ -208,9 +202,8 @@ def test_second_loop_on_the_same_repo_is_refused(repo: Path):
         loop.communicate(timeout=60)
 
 
+@pytest.mark.slow
 def test_changed_read_only_file_stops_the_loop(repo: Path):
-    assert cli("run", "--repo", str(repo), "--tag", "r", "--iterations", "1").returncode == 0
-    result = cli("run", "--repo", str(repo), "--tag", "r", "--iterations", "3", env={"FAKE_TAMPER": str(repo / "prepare.py")})
-    assert result.returncode == 2
-    assert "read-only file prepare.py changed" in result.stderr
-    assert "Traceback" not in result.stderr
+    run_loop(repo, "r", iterations=1)
+    with pytest.raises(UserError, match="read-only file prepare.py changed"):
+        run_loop(repo, "r", iterations=3, env={"FAKE_TAMPER": str(repo / "prepare.py")})

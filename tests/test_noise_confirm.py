@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import cli, git, make_repo
+from conftest import cli, git, make_repo, run_loop
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.sorting import ArtifactSort
 
@@ -96,15 +96,16 @@ def sequence_repo(tmp_path: Path, extra_config: str = "") -> Path:
     return make_repo(tmp_path / "exp", train=SEQUENCE_TRAIN, config=config, data=data)
 
 
-def run(repo: Path, tmp_path: Path, values: str, *args: str):
+def run(repo: Path, tmp_path: Path, values: str, **options):
+    """The loop in this process (conftest.run_loop); the training reports `values` in turn."""
     env = {"SEQ_COUNTER": str(tmp_path / "counter"), "SEQ_VALUES": values}
-    return cli("run", "--repo", str(repo), "--tag", "n", *args, env=env)
+    return run_loop(repo, "n", env, **options)
 
 
+@pytest.mark.slow
 def test_noise_repeats_measure_sigma_and_raise_the_bar(tmp_path: Path):
     repo = sequence_repo(tmp_path, "noise_repeats = 2\n")
-    result = run(repo, tmp_path, "1.0,1.01,0.99,0.99,0.95", "--iterations", "2")
-    assert result.returncode == 0, result.stderr
+    run(repo, tmp_path, "1.0,1.01,0.99,0.99,0.95", iterations=2)
     entries = ledger.read(repo / "results.tsv", "val_bpb")
     assert [(r.description, r.value, r.status) for r in entries[:3]] == [
         ("baseline", 1.0, "keep"),
@@ -126,16 +127,15 @@ def test_noise_repeats_measure_sigma_and_raise_the_bar(tmp_path: Path):
         artifacts = client.read_artifacts(sort=ArtifactSort.CREATED_DESC, limit=20)
     assert any(f"`{entries[4].commit}`" in (a.data or "") and "sigma 0.010000" in (a.data or "") for a in artifacts)
 
-    again = run(repo, tmp_path, "0.95", "--iterations", "1")  # resume: no more repeats, sigma still applies
-    assert again.returncode == 0, again.stderr
+    run(repo, tmp_path, "0.95", iterations=1)  # resume: no more repeats, sigma still applies
     entries = ledger.read(repo / "results.tsv", "val_bpb")
     assert len(entries) == 6 and noise.repeat_number(entries[5].description) is None
 
 
+@pytest.mark.slow
 def test_confirm_retrains_a_would_be_keep(tmp_path: Path):
     repo = sequence_repo(tmp_path)
-    result = run(repo, tmp_path, "1.0,0.95,1.0,0.95,0.96", "--iterations", "2", "--confirm")
-    assert result.returncode == 0, result.stderr
+    run(repo, tmp_path, "1.0,0.95,1.0,0.95,0.96", iterations=2, confirm=True)
     entries = ledger.read(repo / "results.tsv", "val_bpb")
     assert [(r.value, r.status) for r in entries] == [(1.0, "keep"), (0.975, "discard"), (0.955, "keep")]
     reasons = json.loads((repo / ".git/autoresearch/n.json").read_text())["reasons"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import cli, git
+from conftest import git, run_loop
 
 from autoresearch import ledger
 from autoresearch.edits import apply_edits
@@ -113,12 +113,10 @@ def test_registered_through_the_entry_point():
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # two loops, each starting Prefect: minutes on a loaded machine
+@pytest.mark.timeout(300)
 def test_a_real_loop_with_optuna_resumes_from_results_tsv(repo: Path):
-    first = cli("run", "--repo", str(repo), "--tag", "opt", "--iterations", "3", "--proposer", "optuna")
-    assert first.returncode == 0, first.stderr
-    second = cli("run", "--repo", str(repo), "--tag", "opt", "--iterations", "2", "--proposer", "optuna")
-    assert second.returncode == 0, second.stderr
+    run_loop(repo, "opt", iterations=3, proposer="optuna")
+    run_loop(repo, "opt", iterations=2, proposer="optuna")  # resumed: the study is rebuilt from results.tsv
     rows = ledger.read(repo / "results.tsv")
     assert len(rows) == 6 and [r.description for r in rows].count("baseline") == 1
     assert all(changes(r.description) for r in rows[1:]), [r.description for r in rows]

@@ -108,44 +108,58 @@ def test_no_prefetch_for_an_iteration_that_will_not_run(iterations, done_after, 
     assert worth_prefetching(iterations, done_after, stop_at, 1000.0, last_training) is expected
 
 
-CALLS: list[tuple[int, float, float, list[str]]] = []
+CALLS: list[tuple[int, int, list[str]]] = []
+TRAININGS = Path()  # set by the test: start-N and end-N files, one pair per training, and asked-N per proposal
+
+# Each training but the last waits (60 s at most) until the next idea has been asked for: no race with the clock,
+# however loaded the machine. Without a proposal during training, the wait runs out and the test fails.
+WAIT_FOR_THE_NEXT_IDEA = """import pathlib
+_trainings = pathlib.Path(os.environ["TRAININGS"])
+_number = len(list(_trainings.glob("start-*")))
+(_trainings / f"start-{_number}").touch()
+_deadline = time.monotonic() + 60
+while _number < int(os.environ["LAST_TRAINING"]) and not (_trainings / f"asked-{_number + 1}").exists():
+    assert time.monotonic() < _deadline, "the next idea was not asked for during this training"
+    time.sleep(0.05)
+"""
 
 
 class SlowMutate(MutateProposer):
-    """mutate that takes a second to answer, like a (fast) LLM, and notes what it saw."""
+    """mutate that takes a moment to answer, like a (fast) LLM, and notes how many trainings had finished."""
 
     name = "slow-test"
 
     def propose(self, context: ProposalContext) -> Proposal:
-        started = time.time()
-        time.sleep(1.0)
-        result = super().propose(context)
-        CALLS.append((context.iteration, started, time.time(), [row.description for row in context.history]))
-        return result
+        finished = len(list(TRAININGS.glob("end-*")))
+        (TRAININGS / f"asked-{context.iteration}").touch()
+        time.sleep(0.2)
+        CALLS.append((context.iteration, finished, [row.description for row in context.history]))
+        return super().propose(context)
 
 
+@pytest.mark.slow
 def test_the_next_idea_is_proposed_while_the_current_one_trains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from autoresearch.flows.research_loop import research_loop
 
+    global TRAININGS
     monkeypatch.syspath_prepend(str(install_proposer(tmp_path / "plugins", "slow-test", "test_prefetch:SlowMutate")))
-
-    stamps = tmp_path / "trainings"
-    train = FAST_TRAIN.replace("import time\n", "import time\n_started = time.time()\n", 1) + (
-        f'open({str(stamps)!r}, "a").write(f"{{_started}} {{time.time()}}\\n")\n'
-    )
+    TRAININGS = tmp_path / "trainings"
+    TRAININGS.mkdir()
+    train = FAST_TRAIN.replace("import time\n", "import time\n" + WAIT_FOR_THE_NEXT_IDEA, 1)
+    train += '(_trainings / f"end-{_number}").touch()\n'
     repo = make_repo(tmp_path / "exp", train=train)
-    monkeypatch.setenv("FAKE_TRAIN_SECONDS", "4")
+    monkeypatch.setenv("TRAININGS", str(TRAININGS))
+    monkeypatch.setenv("LAST_TRAINING", "3")
     CALLS.clear()
     summary = research_loop(repo=str(repo), tag="pre", iterations=3, proposer="slow-test")
     rows = ledger.read(repo / "results.tsv", "val_bpb")
     assert summary.iterations_run == 3 and len(rows) == 4
-    assert len({row.description for row in rows}) == 4, "an idea was proposed twice"
-    trainings = [tuple(map(float, line.split())) for line in stamps.read_text().splitlines()]
-    assert len(trainings) == 4
-    # every idea was first asked for while the run before it trained (the first one while the baseline did),
+    tried = [(ledger.last_keep(rows[:n]).commit, row.description) for n, row in enumerate(rows) if n]
+    assert len(set(tried)) == 3, f"an idea was tried twice on the same baseline: {tried}"
+    assert len(list(TRAININGS.glob("end-*"))) == 4
+    # every idea was first asked for before the run before it finished (the first one before the baseline did),
     # seeing the idea in flight; if that one was kept and the early idea no longer applies, it is asked again
     for iteration in (1, 2, 3):
-        train_start, train_end = trainings[iteration - 1]
-        early = [call for call in CALLS if call[0] == iteration and call[1] < train_end and call[2] > train_start]
-        assert early, f"iteration {iteration}'s idea was not proposed during training"
-        assert early[0][3][-1] == rows[iteration - 1].description
+        first = next(call for call in CALLS if call[0] == iteration)
+        assert first[1] < iteration, (f"iteration {iteration}'s idea was asked for only after the run before it ended", CALLS)
+        assert first[2][-1] == rows[iteration - 1].description

@@ -1,8 +1,10 @@
-"""The real `autoresearch run --proposer llm` against a local OpenAI-compatible server with scripted failures.
+"""`autoresearch run --proposer llm` against a local OpenAI-compatible server with scripted failures.
 
 Every scenario drives pydantic-ai's OpenAI chat model over HTTP (tests/fakes/openai_server.py) and checks
-what a user sees the next morning: the rows in results.tsv, the exit code, how long it took (a generous
-bound: the behaviour is about time) and that stderr has no traceback.
+what a user sees the next morning: the rows in results.tsv, the warnings, how long it took (a generous
+bound: the behaviour is about time). Where the CLI's part is under test (exit codes, the resume command,
+one-line errors, signals, the process exiting) through the real CLI, with no traceback on stderr; the
+other scenarios run the same loop in this process (conftest.run_loop) and read its warnings from the log.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import threading
 import time
 from pathlib import Path
 
+import pydantic_ai.models
 import pytest
-from conftest import FAST_TRAIN, cli, git, make_repo
+from conftest import FAST_TRAIN, cli, git, make_repo, run_loop
 from fakes.openai_server import FakeOpenAI, refused_url
 
 from autoresearch import ledger
@@ -51,6 +54,23 @@ def run(repo: Path, url: str, *flags: str, key: str = KEY, model: str = MODEL) -
     return result, time.monotonic() - started
 
 
+@pytest.fixture(autouse=True)
+def model_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loops in this process reach the fake server (tests/test_llm_proposer.py forbids real requests)."""
+    monkeypatch.setattr(pydantic_ai.models, "ALLOW_MODEL_REQUESTS", True)
+
+
+def run_here(repo: Path, url: str, **options) -> float:
+    """The llm loop in this process against `url`; returns how long it took."""
+    started = time.monotonic()
+    run_loop(repo, "night", provider_env(url), proposer="llm", model=MODEL, **options)
+    return time.monotonic() - started
+
+
+def logged(caplog: pytest.LogCaptureFixture, fragment: str) -> list[str]:
+    return [record.getMessage() for record in caplog.records if fragment in record.getMessage()]
+
+
 def rows(repo: Path) -> list[tuple[str, str]]:
     path = repo / "results.tsv"
     return [(r.description, r.status) for r in ledger.read(path, "val_bpb")] if path.exists() else []
@@ -64,17 +84,11 @@ def no_traceback(result: subprocess.CompletedProcess) -> None:
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
 
 
-def warnings(result: subprocess.CompletedProcess) -> list[str]:
-    return [line for line in result.stderr.splitlines() if "proposer failure" in line]
-
-
-def test_a_500_burst_longer_than_the_sdk_retries_is_ridden_out(repo: Path):
+def test_a_500_burst_longer_than_the_sdk_retries_is_ridden_out(repo: Path, caplog: pytest.LogCaptureFixture):
     with FakeOpenAI([{"status": 500, "for_seconds": 5}, {"reply": GOOD}]) as fake:
-        result, seconds = run(repo, fake.url, "--iterations", "1")
-    no_traceback(result)
-    assert result.returncode == 0, result.stderr[-3000:]
+        seconds = run_here(repo, fake.url, iterations=1)
     assert rows(repo) == [("baseline", "keep"), ("LEARNING_RATE 0.04 -> 0.1", "keep")]
-    lines = warnings(result)
+    lines = logged(caplog, "proposer failure")
     assert lines and all(f"openai at {fake.url}" in line and "HTTP 500" in line for line in lines)
     assert all("next attempt at" in line for line in lines)
     assert seconds < 150
@@ -99,23 +113,19 @@ def test_persistent_429_stops_the_loop_with_exit_code_3_and_the_same_command_res
     assert rows(repo) == [("baseline", "keep"), ("LEARNING_RATE 0.04 -> 0.1", "keep")]
 
 
-def test_retry_after_is_honoured(repo: Path):
+def test_retry_after_is_honoured(repo: Path, caplog: pytest.LogCaptureFixture):
     with FakeOpenAI([{"status": 429, "retry_after": "3"}, {"reply": GOOD}]) as fake:
-        result, _ = run(repo, fake.url, "--iterations", "1", "--no-prefetch")
-    no_traceback(result)
-    assert result.returncode == 0, result.stderr[-3000:]
+        run_here(repo, fake.url, iterations=1, prefetch=False)
     asked = fake.proposals()
     assert len(asked) == 2 and asked[1].at - asked[0].at >= 2.9
-    assert any("HTTP 429" in line for line in warnings(result))
+    assert any("HTTP 429" in line for line in logged(caplog, "proposer failure"))
 
 
-def test_a_server_that_never_answers_times_out_and_is_asked_again(repo: Path):
+def test_a_server_that_never_answers_times_out_and_is_asked_again(repo: Path, caplog: pytest.LogCaptureFixture):
     with FakeOpenAI([{"hang": True}, {"reply": GOOD}]) as fake:
-        result, seconds = run(repo, fake.url, "--iterations", "1", "--proposer-timeout", "3")
-    no_traceback(result)
-    assert result.returncode == 0, result.stderr[-3000:]
+        seconds = run_here(repo, fake.url, iterations=1, proposer_timeout_seconds=3)
     assert rows(repo) == [("baseline", "keep"), ("LEARNING_RATE 0.04 -> 0.1", "keep")]
-    assert any("no answer within 3 s" in line or "timed out" in line for line in warnings(result))
+    assert any("no answer within 3 s" in line or "timed out" in line for line in logged(caplog, "proposer failure"))
     assert seconds < 150
 
 
@@ -145,9 +155,7 @@ def test_a_misconfigured_endpoint_is_one_line_before_any_training(repo: Path, ca
 
 def test_malformed_tool_arguments_are_sent_back_and_a_corrected_reply_is_used(repo: Path):
     with FakeOpenAI([{"malformed": True}, {"reply": GOOD}]) as fake:
-        result, _ = run(repo, fake.url, "--iterations", "1")
-    no_traceback(result)
-    assert result.returncode == 0, result.stderr[-3000:]
+        run_here(repo, fake.url, iterations=1)
     assert rows(repo) == [("baseline", "keep"), ("LEARNING_RATE 0.04 -> 0.1", "keep")]
     second = fake.proposals()[1].body["messages"]
     assert any(m.get("role") == "tool" for m in second)  # the error went back with the tool call
@@ -156,19 +164,16 @@ def test_malformed_tool_arguments_are_sent_back_and_a_corrected_reply_is_used(re
 
 def test_iterations_1_asks_for_one_idea_only_and_exits(repo: Path):
     with FakeOpenAI([{"reply": GOOD}, {"hang": True}]) as fake:
-        result, seconds = run(repo, fake.url, "--iterations", "1")
-    assert result.returncode == 0, result.stderr[-3000:]
+        seconds = run_here(repo, fake.url, iterations=1)
     assert len(fake.proposals()) == 1  # no prefetch for an iteration that will not run
     assert seconds < 150
 
 
-def test_a_failed_prefetch_is_logged_asked_again_and_its_usage_counted(repo: Path):
+def test_a_failed_prefetch_is_logged_asked_again_and_its_usage_counted(repo: Path, caplog: pytest.LogCaptureFixture):
     with FakeOpenAI([{"malformed": True}, {"status": 400}, {"reply": GOOD}]) as fake:
-        result, _ = run(repo, fake.url, "--iterations", "1")
-    no_traceback(result)
-    assert result.returncode == 0, result.stderr[-3000:]
+        run_here(repo, fake.url, iterations=1)
     assert rows(repo) == [("baseline", "keep"), ("LEARNING_RATE 0.04 -> 0.1", "keep")]
-    failed = [line for line in result.stderr.splitlines() if "prefetched proposal for iteration 1 failed" in line]
+    failed = logged(caplog, "prefetched proposal for iteration 1 failed")
     assert len(failed) == 1 and "HTTP 400" in failed[0] or "400" in failed[0]
     usage = state(repo)["usage"]
     assert usage["0001-prefetch"]["requests"] == 1 and usage["0001"]["requests"] == 1
@@ -235,8 +240,10 @@ def test_the_process_exits_soon_after_the_loop_ends_with_a_prefetch_hanging(tmp_
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
+        _wait_for(lambda: rows(repo) or process.poll() is not None, timeout=200)
+        stop_by = time.monotonic() + STOP_AFTER  # the loop started before its baseline was logged
         _wait_for(lambda: len(fake.proposals()) == 2 or process.poll() is not None, timeout=200)
-        time.sleep(STOP_AFTER)  # the loop started before the prefetch did: its stop time has passed now
+        time.sleep(max(0.0, stop_by - time.monotonic()))  # its stop time has passed now
         go.write_text("go")
         process.wait(timeout=200)
         exited = time.monotonic()
@@ -263,22 +270,25 @@ print("LEARNING_RATE 0.04 -> 0.1")
 """
 
 
-def run_agent(repo: Path, tmp_path: Path, failures: int, *flags: str) -> tuple[subprocess.CompletedProcess, float]:
+def flaky_agent(tmp_path: Path, failures: int) -> str:
+    """The command line of an agent whose API fails `failures` times, then edits."""
     script = tmp_path / "flaky_agent.py"
     script.write_text(FLAKY_AGENT)
-    command = f"{sys.executable} {script} {tmp_path / 'failures'} {failures}"
+    return f"{sys.executable} {script} {tmp_path / 'failures'} {failures}"
+
+
+def run_agent(repo: Path, tmp_path: Path, failures: int, *flags: str) -> tuple[subprocess.CompletedProcess, float]:
+    command = flaky_agent(tmp_path, failures)
     started = time.monotonic()
     args = ("run", "--repo", str(repo), "--tag", "night", "--proposer", "agent", "--agent-command", command)
     result = cli(*args, "--iterations", "1", "--no-prefetch", *flags, timeout=240)
     return result, time.monotonic() - started
 
 
-def test_an_agent_whose_api_fails_is_retried_within_the_patience(repo: Path, tmp_path: Path):
-    result, _ = run_agent(repo, tmp_path, 2)
-    no_traceback(result)
-    assert result.returncode == 0, result.stderr[-3000:]
+def test_an_agent_whose_api_fails_is_retried_within_the_patience(repo: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    run_loop(repo, "night", iterations=1, proposer="agent", agent_command=flaky_agent(tmp_path, 2), prefetch=False)
     assert rows(repo) == [("baseline", "keep"), ("LEARNING_RATE 0.04 -> 0.1", "keep")]
-    lines = warnings(result)
+    lines = logged(caplog, "proposer failure")
     assert len(lines) == 2 and all("agent at " in line and "exit code 1, nothing changed" in line for line in lines)
 
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FAST_TRAIN, cli, make_repo
+from conftest import FAST_TRAIN, make_repo, run_loop
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -103,9 +103,7 @@ def test_a_training_that_prints_its_environment_leaks_no_credential(tmp_path: Pa
         "FAKE_AGENT_SAVE": str(saved),
     }
     agent = f"{sys.executable} {FAKE_AGENT}"
-    args = ["run", "--repo", str(repo), "--tag", "leak", "--proposer", "agent", "--agent-command", agent]
-    result = cli(*args, "--iterations", "1", env=env)  # the crash, then its fix
-    assert result.returncode == 0, result.stderr
+    run_loop(repo, "leak", env, iterations=1, proposer="agent", agent_command=agent)  # the crash, then its fix
     rows = ledger.read(repo / "results.tsv", "val_bpb")
     assert [r.status for r in rows[:2]] == ["keep", "crash"] and rows[2].status != "crash"  # the crash, its fix
 

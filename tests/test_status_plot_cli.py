@@ -96,6 +96,7 @@ def test_status_of_a_repo_without_loop_state(tmp_path: Path):
     assert "depth 9" in result.stdout and "switch to GeLU" not in result.stdout  # the last 2 rows only
 
 
+@pytest.mark.slow
 def test_status_and_plot_errors_are_one_line(tmp_path: Path):
     for command in ("status", "plot"):
         result = cli(command, "--repo", str(tmp_path))
@@ -104,6 +105,7 @@ def test_status_and_plot_errors_are_one_line(tmp_path: Path):
     assert missing.returncode == 2 and "nope.tsv does not exist" in missing.stderr
 
 
+@pytest.mark.slow
 def test_plot_writes_karpathys_png(hand: Path, tmp_path: Path):
     output = tmp_path / "out" / "progress.png"
     output.parent.mkdir()

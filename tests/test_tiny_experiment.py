@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # real torch in every subprocess: seconds each
+
 EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "tiny"
 SUMMARY_KEYS = [
     "val_bpb",
@@ -129,8 +131,16 @@ def test_evaluate_bpb_of_a_uniform_model_is_eight_bits(prepared: Path, monkeypat
     assert x.shape == y.shape == (4, prepare.MAX_SEQ_LEN) and torch.equal(x[:, 1:], y[:, :-1])
 
 
-def test_train_prints_summary_within_budget(prepared: Path, experiment: Path):
-    result = run("train.py", experiment, prepared, budget=3)
+@pytest.fixture(scope="module")
+def trained(prepared: Path, tmp_path_factory) -> subprocess.CompletedProcess:
+    """One training of the experiment as it is, with a 3 s budget, on an idle machine (as idle as it gets)."""
+    copy = tmp_path_factory.mktemp("trained") / "exp"
+    shutil.copytree(EXPERIMENT, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return run("train.py", copy, prepared, budget=3, timeout=300)  # a compute budget: slow on a busy machine
+
+
+def test_train_prints_summary_within_budget(trained: subprocess.CompletedProcess):
+    result = trained
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "step 00001 (" in result.stdout
     summary = parse_summary(result.stdout)
@@ -146,10 +156,11 @@ def test_train_without_data_names_prepare(experiment: Path, tmp_path: Path):
     assert "autoresearch prepare" in result.stderr
 
 
-@pytest.mark.slow
-def test_the_cpu_budget_is_compute_so_a_cpu_hog_does_not_change_the_result(prepared: Path, experiment: Path):
+def test_the_cpu_budget_is_compute_so_a_cpu_hog_does_not_change_the_result(
+    prepared: Path, experiment: Path, trained: subprocess.CompletedProcess
+):
     """Same commit, idle and with every core burnt by other processes: the same steps, the same val_bpb."""
-    idle = run("train.py", experiment, prepared, budget=3)
+    idle = trained
     assert idle.returncode == 0, idle.stderr[-2000:]
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
     try:
