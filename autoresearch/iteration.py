@@ -192,7 +192,8 @@ class LoopState(BaseModel):
     iterations: int | None = None
     parallel: int = 1  # GPU slots (deployed mode)
     out_of_time: bool = False  # --stop-after has passed
-    running: int = 0  # deployed: candidates started and not yet logged
+    running: int = 0  # deployed: iterations started and not yet logged
+    alone: bool = False  # deployed: the one in flight is a baseline, resumed commit or noise repeat
     fixes: list[CrashInfo] = []  # deployed: crashed candidates whose fix starts next
 
     @property
@@ -225,6 +226,8 @@ def next_candidate(state: LoopState) -> Kind | Stop | None:
     crashed candidate starts before new ideas; a new idea starts while the window has room and the
     limits allow; Stop once the limits are reached and nothing is in flight.
     """
+    if state.alone:
+        return None
     kind = _next_kind(state, None, None)
     if not isinstance(kind, Idea):
         return kind if state.running == 0 else None
@@ -329,7 +332,8 @@ def started(state: LoopState, it: Iteration) -> LoopState:
     return state.model_copy(
         update={
             "next_iteration": it.iteration + 1,
-            "running": state.running + it.candidate,
+            "running": state.running + 1,
+            "alone": not it.candidate,
             "done": state.done + it.counts,
             "fixes": fixes,
             "in_flight": None,
@@ -349,7 +353,8 @@ def decided(state: LoopState, it: Iteration, outcome: IterationOutcome, rows: li
             "baseline_commit": outcome.commit if kept else state.baseline_commit,
             "baseline_value": outcome.baseline_value if kept else state.baseline_value,
             "rows": rows,
-            "running": state.running - it.candidate,
+            "running": state.running - 1,
+            "alone": False,
             "fixes": [*state.fixes, crash] if crash else state.fixes,
         }
     )

@@ -208,7 +208,7 @@ def _pipeline(
         try:
             outcome = _judged(spec, *runner.collect(spec), tip=state.baseline_commit)
         except ProposerExhausted as exc:  # no row for it (nothing was committed): the others still finish
-            exhausted, state = str(exc), state.model_copy(update={"running": state.running - 1})
+            exhausted, state = str(exc), state.model_copy(update={"running": state.running - 1, "alone": False})
             continue
         forget_finished_runs()  # flat memory over thousands of iterations (autoresearch/prefect_tuning.py)
         _stop_if_the_baseline_crashed(ws, spec, outcome)

@@ -173,7 +173,8 @@ def test_local_iterations_are_numbered_from_the_next_row_and_counted_after():
 WINDOW_CASES = [
     # (name, state, expected kind, Stop reason, or None for "wait for the oldest candidate")
     ("fresh loop: the baseline", state([], parallel=2), "baseline"),
-    ("the baseline runs alone", state([], parallel=2, running=1), None),
+    ("the baseline runs alone", state([], parallel=2, running=1, alone=True), None),
+    ("nothing beside a noise repeat", state(WITH_REPEAT, noise_repeats=1, parallel=2, running=1, alone=True), None),
     ("resumed commit once nothing is in flight", state(WITH_IDEA, parallel=2, in_flight=IN_FLIGHT), "resumed"),
     ("noise repeats run alone", state(KEPT_BASELINE, noise_repeats=2, parallel=2, running=1), None),
     ("a new idea while the window has room", state(WITH_IDEA, parallel=2, running=3), "idea"),
@@ -212,6 +213,7 @@ def test_candidates_start_from_the_tip_and_count_when_started():
     assert (started(loop, second).running, started(loop, second).done) == (2, 2)
     alone = build_candidate(CONTEXT, state([]), Baseline())
     assert not alone.candidate and alone.baseline_value is None
+    assert next_candidate(started(state([], parallel=2), alone)) is None, "nothing starts beside the baseline"
 
 
 def test_a_keep_moves_the_baseline_and_a_crash_of_the_current_baseline_queues_its_fix():
