@@ -29,7 +29,7 @@ from prefect.deployments import run_deployment
 
 from autoresearch.errors import UserError
 
-POLL_SECONDS = 0.25  # a read of one run: cheap next to the seconds a training takes
+POLL_SECONDS = 1.0  # a read of one run; the window keeps the next training queued, so a later look costs no GPU time
 CANCEL_WAIT_SECONDS = 30.0  # a live process worker kills a Cancelling run within ~5 s
 RETRY_DELAY_SECONDS = 5.0  # a retry sent within ~1.5 s of a crash can be overwritten by the worker
 SLOW_PICKUP_SECONDS = 60.0  # a run not picked up by then: say why (pool_health), then every few minutes
