@@ -193,6 +193,7 @@ class LoopState(BaseModel):
     parallel: int = 1  # GPU slots (deployed mode)
     out_of_time: bool = False  # --stop-after has passed
     running: int = 0  # deployed: iterations started and not yet logged
+    measured: int = 0  # deployed: of those, the ones whose run has ended (waiting for their turn to be logged)
     alone: bool = False  # deployed: the one in flight is a baseline, resumed commit or noise repeat
     fixes: list[CrashInfo] = []  # deployed: crashed candidates whose fix starts next
 
@@ -231,8 +232,8 @@ def next_candidate(state: LoopState) -> Kind | Stop | None:
     kind = _next_kind(state, None, None)
     if not isinstance(kind, Idea):
         return kind if state.running == 0 else None
-    if state.running >= state.window:
-        return None
+    if state.running - state.measured >= state.window or state.running >= 2 * state.window:
+        return None  # every slot has a training and one queued (or too many wait for an older one's row)
     if state.fixes:
         return Fix(crash=state.fixes[0])
     limit = _limit(state)
@@ -341,6 +342,11 @@ def started(state: LoopState, it: Iteration) -> LoopState:
     )
 
 
+def arrived(state: LoopState) -> LoopState:
+    """The state once a started iteration's run has ended (its row comes in start order): room in the window."""
+    return state.model_copy(update={"measured": state.measured + 1})
+
+
 def decided(state: LoopState, it: Iteration, outcome: IterationOutcome, rows: list[LedgerRow]) -> LoopState:
     """The state once `it`'s row is logged: a keep is the new baseline; a crashed candidate whose baseline
     is still the branch tip gets its fix queued (a fix of a stale idea could not keep)."""
@@ -354,6 +360,7 @@ def decided(state: LoopState, it: Iteration, outcome: IterationOutcome, rows: li
             "baseline_value": outcome.baseline_value if kept else state.baseline_value,
             "rows": rows,
             "running": state.running - 1,
+            "measured": max(0, state.measured - 1),
             "alone": False,
             "fixes": [*state.fixes, crash] if crash else state.fixes,
         }

@@ -120,6 +120,25 @@ def wait(
         time.sleep(POLL_SECONDS)
 
 
+def first_ended(run_ids: list[UUID], on_slow_pickup: Callable[[FlowRun, float], None] | None = None) -> UUID:
+    """Poll the runs until one is final or has lost its process; that run's id (`wait` then tells which).
+    A run not picked up for a while is reported as `wait` does."""
+    created = time.monotonic()
+    next_warning = created + SLOW_PICKUP_SECONDS
+    while True:
+        now, waiting = time.monotonic(), []
+        for run_id in run_ids:
+            run = read(run_id)
+            if _is_final(run) or (run.state is not None and run.state.is_running() and _process_gone(run)):
+                return run_id
+            if run.state is not None and run.state.is_scheduled():
+                waiting.append(run)
+        if waiting and on_slow_pickup and now > next_warning:
+            on_slow_pickup(waiting[0], now - created)
+            next_warning = now + SLOW_PICKUP_REPEAT_SECONDS
+        time.sleep(POLL_SECONDS)
+
+
 def _is_final(run: FlowRun) -> bool:
     return run.state is not None and run.state.is_final()
 

@@ -32,6 +32,7 @@ from autoresearch.iteration import (
     LoopState,
     Stop,
     after_round,
+    arrived,
     build_candidate,
     build_round,
     decided,
@@ -189,30 +190,35 @@ def _iterate(
 def _pipeline(
     ws: Workspace, context: LoopContext, state: LoopState, runner: IterationRunner, stop_at: float | None
 ) -> tuple[int, str]:
-    """Deployed mode: keep the window of candidates full (`next_candidate`); when the oldest one's run ends,
-    judge it against the branch as it is now, log it, then fill the window again. Ends when it says stop."""
+    """Deployed mode: keep the window of candidates full (`next_candidate`), starting the next one as soon as
+    any run in flight ends; log the ended ones in start order, each judged against the branch as it is then.
+    Ends when `next_candidate` says stop, or when the proposer has no idea left."""
     window: deque[Iteration] = deque()
-    exhausted: str | None = None
+    ended: dict[int, IterationOutcome | ProposerExhausted] = {}
     while True:
         state = state.model_copy(update={"out_of_time": stop_at is not None and time.monotonic() >= stop_at})
-        step = None if exhausted else next_candidate(state)
-        if isinstance(step, Stop) or (exhausted and not window):
-            return state.done, exhausted or step.reason  # type: ignore[union-attr]
+        if window and window[0].iteration in ended:  # the oldest one's turn: judge and log it
+            spec = window.popleft()
+            outcome = ended.pop(spec.iteration)
+            if isinstance(outcome, ProposerExhausted):  # no commit, no row: later ones would misnumber rows
+                runner.cancel_unfinished()
+                return state.done, str(outcome)
+            outcome = _judged(spec, runner.run_ids.pop(spec.iteration), outcome, tip=state.baseline_commit)
+            forget_finished_runs()  # flat memory over thousands of iterations (autoresearch/prefect_tuning.py)
+            _stop_if_the_baseline_crashed(ws, spec, outcome)
+            state = decided(state, spec, outcome, _rows(ws))
+            continue
+        step = next_candidate(state)
+        if isinstance(step, Stop):
+            return state.done, step.reason
         if step is not None:
             spec = build_candidate(context, state, step)
             runner.start(spec)
             window.append(spec)
             state = started(state, spec)
             continue
-        spec = window.popleft()
-        try:
-            outcome = _judged(spec, *runner.collect(spec), tip=state.baseline_commit)
-        except ProposerExhausted as exc:  # no row for it (nothing was committed): the others still finish
-            exhausted, state = str(exc), state.model_copy(update={"running": state.running - 1, "alone": False})
-            continue
-        forget_finished_runs()  # flat memory over thousands of iterations (autoresearch/prefect_tuning.py)
-        _stop_if_the_baseline_crashed(ws, spec, outcome)
-        state = decided(state, spec, outcome, _rows(ws))
+        spec, outcome = runner.next_ended()
+        ended[spec.iteration], state = outcome, arrived(state)
 
 
 def _judged(spec: Iteration, run_id: UUID, outcome: IterationOutcome, tip: str) -> IterationOutcome:
@@ -281,18 +287,25 @@ class IterationRunner:
         self.deployed = deployed
         self.infra_retries = infra_retries
         self.unfinished: dict[int, tuple[UUID, Iteration]] = {}  # by iteration number
+        self.run_ids: dict[int, UUID] = {}  # ended, until the loop has logged them
 
     def start(self, spec: Iteration) -> None:
         params = {"spec": spec.model_dump(mode="json")}
         run_id = runs.start(EXPERIMENT_ITERATION.full_name, params, name=run_name(spec), tags=iteration_tags(spec))
         self.unfinished[spec.iteration] = (run_id, spec)
 
-    def collect(self, spec: Iteration) -> tuple[UUID, IterationOutcome]:
-        """The iteration's run and outcome once the run ends (measured, for a candidate; logged, for the others)."""
-        run_id = self.unfinished[spec.iteration][0]
-        outcome = self._finish(run_id)
-        del self.unfinished[spec.iteration]
-        return run_id, outcome
+    def next_ended(self) -> tuple[Iteration, IterationOutcome | ProposerExhausted]:
+        """The first iteration run in flight to end, and its outcome (measured, for a candidate; logged, for
+        the others); a proposer out of ideas comes back as such."""
+        run_id = runs.first_ended([run_id for run_id, _ in self.unfinished.values()], pickup_watcher(CPU_POOL))
+        number, spec = next((n, spec) for n, (found, spec) in self.unfinished.items() if found == run_id)
+        try:
+            outcome: IterationOutcome | ProposerExhausted = self._finish(run_id)
+        except ProposerExhausted as exc:
+            outcome = exc
+        del self.unfinished[number]
+        self.run_ids[number] = run_id
+        return spec, outcome
 
     def _finish(self, run_id: UUID) -> IterationOutcome:
         """Wait for the run; an infrastructure failure is retried (the UI's own Retry call) a few times."""

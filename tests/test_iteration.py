@@ -21,6 +21,7 @@ from autoresearch.iteration import (
     Round,
     Stop,
     after_round,
+    arrived,
     build_candidate,
     build_round,
     decided,
@@ -180,6 +181,8 @@ WINDOW_CASES = [
     ("a new idea while the window has room", state(WITH_IDEA, parallel=2, running=3), "idea"),
     ("the window is 2 x parallel", state(WITH_IDEA, parallel=2, running=4), None),
     ("one slot: two in flight", state(WITH_IDEA, parallel=1, running=2), None),
+    ("a run that ended makes room before its row", state(WITH_IDEA, parallel=2, running=4, measured=1), "idea"),
+    ("at most 2 x window wait for an older row", state(WITH_IDEA, parallel=1, running=4, measured=3), None),
     ("a queued fix before new ideas", state(WITH_IDEA, parallel=2, running=1, fixes=[crash(1)]), "fix"),
     ("a fix past the limit", state(WITH_IDEA, parallel=2, iterations=2, done=2, fixes=[crash(1)]), "fix"),
     ("no idea started past --iterations: wait", state(WITH_IDEA, parallel=2, iterations=3, done=3, running=2), None),
@@ -211,6 +214,7 @@ def test_candidates_start_from_the_tip_and_count_when_started():
     second = build_candidate(CONTEXT, loop, Idea())
     assert (first.iteration, second.iteration) == (2, 3) and first.candidate and second.baseline_commit == BASE
     assert (started(loop, second).running, started(loop, second).done) == (2, 2)
+    assert arrived(started(loop, second)).measured == 1
     alone = build_candidate(CONTEXT, state([]), Baseline())
     assert not alone.candidate and alone.baseline_value is None
     assert next_candidate(started(state([], parallel=2), alone)) is None, "nothing starts beside the baseline"
