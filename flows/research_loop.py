@@ -119,8 +119,8 @@ def run_loop(options: LoopOptions, deployed: bool) -> LoopSummary | State:
             loop = _pipeline if deployed else _iterate
             done, stopped = loop(ws, context, first, runner, stop_at)
         except BaseException as exc:
+            runner.cancel_unfinished()  # deployed: the window's other runs and their trainings, queued or running
             if not isinstance(exc, Exception):  # Ctrl-C, or SIGTERM (Prefect raises TerminationSignal)
-                runner.cancel_unfinished()
                 reset_to_last_keep(ws)
             loop_stopped(ws, f"failed: {exc}" if isinstance(exc, Exception) else "interrupted")  # notification event
             raise
@@ -332,7 +332,9 @@ class IterationRunner:
         queued = runs.find(TRAIN_ON_GPU.flow_name, specs[0].loop.tag, runs.UNFINISHED)
         trainings = [run.id for run in queued if run.name.startswith(prefixes)]
         for run_id in [*(run_id for run_id, _ in self.unfinished.values()), *trainings]:
-            runs.cancel(run_id, "the research loop was stopped")
+            state = runs.read(run_id).state
+            if state is None or not state.is_final():  # a run that already failed keeps its state
+                runs.cancel(run_id, "the research loop was stopped")
 
 
 def _other_loop_running(ws: Workspace) -> State | None:
