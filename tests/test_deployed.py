@@ -90,12 +90,13 @@ def test_deploy_is_idempotent(workers, tmp_path):
         assert client.read_deployment_by_name(RESEARCH_LOOP.full_name).schedules == []
 
 
+@pytest.mark.timeout(600)
 def test_deployed_loop_trains_the_bundled_experiment_on_worker_slots(workers, tmp_path):
     repo = tmp_path / "tiny"
     assert cli("init", str(repo)).returncode == 0
     prepared = cli("prepare", "--repo", str(repo))
     assert prepared.returncode == 0, prepared.stderr
-    result = run_deployed(repo, "--tag", "dep", "--iterations", "2", "--time-budget", "2")
+    result = run_deployed(repo, "--tag", "dep", "--iterations", "2", "--time-budget", "2", timeout=540)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "/runs/flow-run/" in result.stdout and "ran 2 iterations" in result.stdout
     rows = check_invariants(repo, "dep", 3)
