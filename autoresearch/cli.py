@@ -268,7 +268,12 @@ def worker(
         bool, typer.Option("--cpu/--no-cpu", help="Also run a worker for the cpu pool (loops and iterations).")
     ] = True,
     first_slot: Annotated[int, typer.Option(help="Number of the first slot (distinct per machine on a shared filesystem).")] = 0,
-    query_seconds: Annotated[float | None, typer.Option(help="How often workers poll for runs (Prefect's default: 10).")] = None,
+    query_seconds: Annotated[
+        float,
+        typer.Option(
+            help="How often workers poll for runs: a freed slot starts its queued training at the next poll (Prefect's default: 10)."
+        ),
+    ] = 1.0,
 ) -> None:
     """Start one Prefect worker per GPU slot (plus one for the cpu pool); Ctrl-C stops them all."""
     from autoresearch.worker import WorkerGroup, parse_gpus, plan_workers

@@ -2,12 +2,14 @@
 
 An iteration is one of five kinds, each a model of its own (so an illegal mix cannot be built):
 - `Baseline`: the unmodified code, run while the loop has no kept result yet;
-- `Idea`: a new idea from the proposer, built on the last keep (or one candidate of a --parallel round);
+- `Idea`: a new idea from the proposer, built on the last keep (deployed: the keep when it started);
 - `Fix`: a proposer with `can_fix` repairs an experiment that crashed (at most MAX_FIX_ATTEMPTS in a row);
 - `NoiseRepeat`: the unmodified baseline trained again right after it, to measure noise (noise.py);
 - `Resumed`: an experiment committed by an interrupted attempt, finished instead of a new one.
 
-`next_step` is the loop's one rule for what runs next, a pure function of `LoopState` and the last outcome.
+`next_step` is local mode's rule for what runs next, a pure function of `LoopState` and the last outcome;
+`next_candidate` is deployed mode's (a window of candidates in flight, see docs/deployed.md), built on the
+same choice of kind.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class CrashInfo(BaseModel):
     description: str  # the idea being fixed
     reason: str  # why it crashed
     attempt: int  # 1 .. MAX_FIX_ATTEMPTS
+    baseline_commit: str | None = None  # deployed: the baseline the crashed candidate started from
+    baseline_value: float | None = None
 
 
 class Baseline(BaseModel):
@@ -96,20 +100,16 @@ class Iteration(BaseModel):
     baseline_commit: str
     baseline_value: float | None = None  # None exactly for the Baseline kind
     sigma: float | None = None  # measured baseline noise: keeps need max(small_gain, 2 sigma)
-    round_size: int = 1  # > 1: one candidate of a --parallel round (Idea only)
+    candidate: bool = False  # deployed mode's window: off the branch until the loop judges and logs it
     kind: Kind = Idea()
 
     @model_validator(mode="after")
     def _legal(self) -> Iteration:
         if (self.baseline_value is None) != isinstance(self.kind, Baseline):
             raise ValueError("a baseline value is known for every kind but the baseline run")
-        if self.round_size > 1 and not isinstance(self.kind, Idea):
-            raise ValueError("only new ideas run as candidates of a round")
+        if self.candidate and not isinstance(self.kind, Idea | Fix):
+            raise ValueError("only new ideas and fixes run as candidates of the window")
         return self
-
-    @property
-    def in_round(self) -> bool:
-        return self.round_size > 1
 
     @property
     def parent_commit(self) -> str:
@@ -164,7 +164,7 @@ def resumed(commit: str, subject: str) -> Resumed:
 
 
 class IterationOutcome(BaseModel):
-    """What an iteration hands back to the loop. A round's candidate has no row yet: the loop logs it."""
+    """What an iteration hands back to the loop. A window's candidate has no row yet: the loop logs it."""
 
     iteration: int
     commit: str  # the experiment commit (full hash)
@@ -173,13 +173,13 @@ class IterationOutcome(BaseModel):
     metrics: Metrics | None = None
     trained: bool = False  # a training ran (its run.log exists): a crash can be fixed from it
     training_seconds: float = 0.0
-    row: LedgerRow | None = None  # None for a round's candidate until the loop logs it
+    row: LedgerRow | None = None  # None for a window's candidate until the loop logs it
     baseline_commit: str  # after this iteration: the commit the next one starts from
     baseline_value: float | None
 
 
 class LoopState(BaseModel):
-    """Where the loop stands between rounds."""
+    """Where the loop stands between iterations (deployed: with the candidates it has in flight)."""
 
     next_iteration: int  # rows in results.tsv
     baseline_commit: str
@@ -190,8 +190,17 @@ class LoopState(BaseModel):
     in_flight: Resumed | None = None  # only until the first round
     done: int = 0  # iterations that count toward --iterations
     iterations: int | None = None
-    parallel: int = 1
+    parallel: int = 1  # GPU slots (deployed mode)
     out_of_time: bool = False  # --stop-after has passed
+    running: int = 0  # deployed: iterations started and not yet logged
+    measured: int = 0  # deployed: of those, the ones whose run has ended (waiting for their turn to be logged)
+    alone: bool = False  # deployed: the one in flight is a baseline, resumed commit or noise repeat
+    fixes: list[CrashInfo] = []  # deployed: crashed candidates whose fix starts next
+
+    @property
+    def window(self) -> int:
+        """Deployed: candidates in flight at once, one training per slot and the next one queued behind it."""
+        return 2 * self.parallel
 
 
 class Stop(BaseModel):
@@ -203,16 +212,43 @@ class Round(BaseModel):
 
 
 def next_step(state: LoopState, last: Iteration | None = None, outcome: IterationOutcome | None = None) -> Round | Stop:
-    """What runs next: a baseline, a resumed commit, a noise repeat, a fix, or a round of new ideas (or stop)."""
+    """Local mode, one at a time: a baseline, a resumed commit, a noise repeat, a fix, or a new idea (or stop)."""
     kind = _next_kind(state, last, outcome)
     if not isinstance(kind, Idea):  # not a new idea: runs whatever the limits say
         return Round(kinds=[kind])
+    limit = _limit(state)
+    return Stop(reason=limit) if limit else Round(kinds=[kind])
+
+
+def next_candidate(state: LoopState) -> Kind | Stop | None:
+    """Deployed mode: what to start beside the candidates in flight, or None to wait for the oldest one.
+
+    A baseline, resumed commit or noise repeat runs alone (once nothing else is in flight); a fix of a
+    crashed candidate starts before new ideas; a new idea starts while the window has room and the
+    limits allow; Stop once the limits are reached and nothing is in flight.
+    """
+    if state.alone:
+        return None
+    kind = _next_kind(state, None, None)
+    if not isinstance(kind, Idea):
+        return kind if state.running == 0 else None
+    if state.running - state.measured >= state.window or state.running >= 2 * state.window:
+        return None  # every slot has a training and one queued (or too many wait for an older one's row)
+    if state.fixes:
+        return Fix(crash=state.fixes[0])
+    limit = _limit(state)
+    if limit:
+        return Stop(reason=limit) if state.running == 0 else None
+    return kind
+
+
+def _limit(state: LoopState) -> str | None:
+    """Why no new idea may start: --iterations reached (ideas started count), or --stop-after passed."""
     if state.iterations is not None and state.done >= state.iterations:
-        return Stop(reason=f"ran {state.done} iterations")
+        return f"ran {state.done} iterations"
     if state.out_of_time:
-        return Stop(reason=f"stop time reached after {state.done} iterations")
-    size = state.parallel if state.iterations is None else min(state.parallel, state.iterations - state.done)
-    return Round(kinds=[Idea() for _ in range(size)])
+        return f"stop time reached after {state.done} iterations"
+    return None
 
 
 def _next_kind(state: LoopState, last: Iteration | None, outcome: IterationOutcome | None) -> Baseline | Resumed | Kind:
@@ -228,8 +264,8 @@ def _next_kind(state: LoopState, last: Iteration | None, outcome: IterationOutco
 
 
 def fix_of(last: Iteration, outcome: IterationOutcome) -> CrashInfo | None:
-    """The crash the next iteration repairs: a crashed idea (or fix) of a single iteration that trained."""
-    if outcome.verdict.status != "crash" or last.in_round or not outcome.trained:
+    """The crash the next iteration repairs: a crashed idea (or fix) that trained."""
+    if outcome.verdict.status != "crash" or not outcome.trained:
         return None
     if isinstance(last.kind, Fix):
         attempt, idea = last.kind.crash.attempt + 1, last.kind.crash.description
@@ -261,7 +297,7 @@ def after_round(
 
 
 def build_round(context: LoopContext, state: LoopState, step: Round) -> list[Iteration]:
-    """The iterations of a round, numbered from the next row, all judged against the same baseline."""
+    """Local mode: the next iteration, numbered from the next row, judged against the last keep."""
     sigma = noise.sigma(state.rows)
     return [
         Iteration(
@@ -270,8 +306,62 @@ def build_round(context: LoopContext, state: LoopState, step: Round) -> list[Ite
             baseline_commit=state.baseline_commit,
             baseline_value=state.baseline_value,
             sigma=sigma,
-            round_size=len(step.kinds),
             kind=kind,
         )
         for k, kind in enumerate(step.kinds)
     ]
+
+
+def build_candidate(context: LoopContext, state: LoopState, kind: Kind) -> Iteration:
+    """Deployed mode: the next iteration to start, judged against the branch tip now (a fix: against the
+    baseline of the idea it repairs). A new idea or fix is a candidate, off the branch until it is logged."""
+    crash = kind.crash if isinstance(kind, Fix) and kind.crash.baseline_commit else None
+    return Iteration(
+        loop=context,
+        iteration=state.next_iteration,
+        baseline_commit=crash.baseline_commit if crash else state.baseline_commit,
+        baseline_value=crash.baseline_value if crash else state.baseline_value,
+        sigma=noise.sigma(state.rows),
+        candidate=isinstance(kind, Idea | Fix),
+        kind=kind,
+    )
+
+
+def started(state: LoopState, it: Iteration) -> LoopState:
+    """The state once `it` is started: the next number, one more in flight, a new idea counted, its fix taken."""
+    fixes = state.fixes[1:] if isinstance(it.kind, Fix) else state.fixes
+    return state.model_copy(
+        update={
+            "next_iteration": it.iteration + 1,
+            "running": state.running + 1,
+            "alone": not it.candidate,
+            "done": state.done + it.counts,
+            "fixes": fixes,
+            "in_flight": None,
+        }
+    )
+
+
+def arrived(state: LoopState) -> LoopState:
+    """The state once a started iteration's run has ended (its row comes in start order): room in the window."""
+    return state.model_copy(update={"measured": state.measured + 1})
+
+
+def decided(state: LoopState, it: Iteration, outcome: IterationOutcome, rows: list[LedgerRow]) -> LoopState:
+    """The state once `it`'s row is logged: a keep is the new baseline; a crashed candidate whose baseline
+    is still the branch tip gets its fix queued (a fix of a stale idea could not keep)."""
+    kept = outcome.verdict.status == "keep"
+    crash = fix_of(it, outcome) if state.can_fix and it.candidate and it.baseline_commit == state.baseline_commit else None
+    if crash is not None:
+        crash = crash.model_copy(update={"baseline_commit": it.baseline_commit, "baseline_value": it.baseline_value})
+    return state.model_copy(
+        update={
+            "baseline_commit": outcome.commit if kept else state.baseline_commit,
+            "baseline_value": outcome.baseline_value if kept else state.baseline_value,
+            "rows": rows,
+            "running": state.running - 1,
+            "measured": max(0, state.measured - 1),
+            "alone": False,
+            "fixes": [*state.fixes, crash] if crash else state.fixes,
+        }
+    )

@@ -32,7 +32,7 @@ class LoopOptions(BaseModel):
     timeout_seconds: float | None = Field(
         None, description="Hard limit per training run, seconds (default 600).", json_schema_extra=_flag("--timeout")
     )
-    parallel: int = Field(1, description="Candidates per round, each on its own GPU slot (deployed mode).")
+    parallel: int = Field(1, description="GPU slots to keep busy (deployed mode): 2 x N candidates in flight, N training.")
     remote: str | None = Field(None, description="Git URL GPU workers fetch commits from (deployed mode, other machines).")
     stop_after: str | None = Field(None, description="Start no new experiment after this long, e.g. 10h.")
     infra_retries: int = Field(
@@ -106,7 +106,7 @@ class DeploymentDefaults(BaseModel):
     )
     stop_after: str | None = Field(None, description="Scheduled runs start no new experiment after this long, e.g. 10h.")
     proposer: str | None = Field(None, description="Default proposer of research-loop runs.")
-    parallel: int | None = Field(None, description="Default candidates per round.")
+    parallel: int | None = Field(None, description="Default GPU slots to keep busy (--parallel).")
     time_budget: int | None = Field(None, description="Default training seconds per run.")
     remote: str | None = Field(None, description="Default git URL that GPU workers fetch from.")
 

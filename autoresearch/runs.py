@@ -29,7 +29,7 @@ from prefect.deployments import run_deployment
 
 from autoresearch.errors import UserError
 
-POLL_SECONDS = 0.25  # a read of one run: cheap next to the seconds a training takes
+POLL_SECONDS = 1.0  # a read of one run; the window keeps the next training queued, so a later look costs no GPU time
 CANCEL_WAIT_SECONDS = 30.0  # a live process worker kills a Cancelling run within ~5 s
 RETRY_DELAY_SECONDS = 5.0  # a retry sent within ~1.5 s of a crash can be overwritten by the worker
 SLOW_PICKUP_SECONDS = 60.0  # a run not picked up by then: say why (pool_health), then every few minutes
@@ -117,6 +117,25 @@ def wait(
                 f"run {label(run)} was still running {deadline_after_start:.0f} s after it started; cancelled it"
                 + ("" if answered else " but no worker answered (the worker is gone)")
             )
+        time.sleep(POLL_SECONDS)
+
+
+def first_ended(run_ids: list[UUID], on_slow_pickup: Callable[[FlowRun, float], None] | None = None) -> UUID:
+    """Poll the runs until one is final or has lost its process; that run's id (`wait` then tells which).
+    A run not picked up for a while is reported as `wait` does."""
+    created = time.monotonic()
+    next_warning = created + SLOW_PICKUP_SECONDS
+    while True:
+        now, waiting = time.monotonic(), []
+        for run_id in run_ids:
+            run = read(run_id)
+            if _is_final(run) or (run.state is not None and run.state.is_running() and _process_gone(run)):
+                return run_id
+            if run.state is not None and run.state.is_scheduled():
+                waiting.append(run)
+        if waiting and on_slow_pickup and now > next_warning:
+            on_slow_pickup(waiting[0], now - created)
+            next_warning = now + SLOW_PICKUP_REPEAT_SECONDS
         time.sleep(POLL_SECONDS)
 
 

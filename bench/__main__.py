@@ -1,8 +1,10 @@
-"""All benchmarks in one command: overhead, idle fraction, soak (with --long: deployed soak, search quality).
+"""All benchmarks in one command: overhead, idle fraction, soak, deployed slot utilisation (with --long:
+deployed soak, search quality).
 
-    python -m bench            # ~20 minutes on 2 cores: overhead (20 iterations), idle (30 s budget), soak (1,000)
-    python -m bench --quick    # ~3 minutes: fewer iterations, a 100-iteration soak
-    python -m bench --long     # adds the 300 s budget to the idle benchmark (~35 minutes more) and the
+    python -m bench            # ~35 minutes on 2 cores: overhead (20 iterations), idle (30 s budget), soak (1,000),
+                               # deployed 2-slot utilisation at a 60 s budget, mutate and a 20 s proposer (~15 minutes)
+    python -m bench --quick    # ~3 minutes: fewer iterations, a 100-iteration soak, no deployed utilisation
+    python -m bench --long     # adds the 300 s budget to the idle and utilisation benchmarks (~75 minutes more) and the
                                # 100-iteration deployed soak (bench/soak_deployed.py, ~10 minutes) and
                                # search quality (bench/search.py: regret and false keeps, ~3 minutes)
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import idle, overhead, search, soak, soak_deployed
+from bench import idle, overhead, search, soak, soak_deployed, utilisation
 
 
 def main() -> None:
@@ -27,6 +29,9 @@ def main() -> None:
     idle.main(["--iterations", "1" if args.quick else "3"] + (["--long"] if args.long else []))
     print("\n== soak")
     soak.main(["--iterations", "100" if args.quick else "1000"])
+    if not args.quick:
+        print("\n== deployed: 2-slot utilisation, window of candidates, fake trainer (60 s budget; --long: 300 s too)")
+        utilisation.main(["--budgets", "60"] + (["--long"] if args.long else []))
     if args.long:
         print("\n== deployed soak: 100 iterations, 2 slots, 0-5 s trainer (SQLite)")
         soak_deployed.main(["--iterations", "100"])

@@ -1,4 +1,4 @@
-"""Deployed mode on this machine: worker pickup latency, per-iteration overhead, parallel-round utilisation.
+"""Deployed mode on this machine: worker pickup latency, per-iteration overhead (slot gap), 2-slot utilisation.
 
 Starts its own `prefect server` (temporary PREFECT_HOME, free port), `autoresearch deploy`, and
 `autoresearch worker --slots 2`, then runs a deployed loop with a fake trainer that sleeps a fixed time:
@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from bench.experiment import make_repo  # noqa: E402
 from bench.loops import clean_env, hard_timeout  # noqa: E402
 from bench.stack import CLI, prefect_stack  # noqa: E402
+from bench.utilisation import slot_gaps  # noqa: E402
 
 
 def sh(*args: str, env: dict) -> str:
@@ -105,9 +106,9 @@ def measure(args: argparse.Namespace, sequential_wall: float, parallel_wall: flo
     sequential, rounds = iterations[: args.iterations + 1], iterations[args.iterations + 1 :]
     pickups = [(run.start_time - run.expected_start_time).total_seconds() for run in iterations + trainings]
     per_iteration = [(run.end_time - run.start_time).total_seconds() for run in sequential]
-    # the gaps between one iteration's end and the next one's start belong to the loop
-    gaps = [(b.start_time - a.end_time).total_seconds() for a, b in zip(sequential, sequential[1:], strict=False)]
-    overhead = [duration - args.train_seconds for duration in per_iteration]
+    # deployed mode keeps the next training queued (the window), so what the loop costs a GPU per iteration
+    # is the gap on its slot between one training's end and the next one's start (bench/utilisation.py)
+    gaps = [gap["gap"] for gap in slot_gaps(sorted(trainings[1 : args.iterations + 1], key=lambda r: r.start_time))]
     round_trainings = trainings[args.iterations + 1 :]
     round_wall = (max(r.end_time for r in rounds) - min(r.start_time for r in rounds)).total_seconds()
     train_busy = sum((r.end_time - r.start_time).total_seconds() for r in round_trainings)
@@ -118,8 +119,7 @@ def measure(args: argparse.Namespace, sequential_wall: float, parallel_wall: flo
         "pickup_latency_s_median": round(median(pickups), 2),
         "pickup_latency_s_max": round(max(pickups), 2),
         "iteration_run_s_median": round(median(per_iteration), 2),
-        "overhead_per_iteration_s_median": round(median(overhead) + (median(gaps) if gaps else 0.0), 2),
-        "loop_gap_between_iterations_s_median": round(median(gaps), 2) if gaps else None,
+        "overhead_per_iteration_s_median": round(median(gaps), 2) if gaps else None,
         "sequential_wall_s": round(sequential_wall, 1),
         "parallel_round_wall_s": round(round_wall, 1),
         "parallel_train_run_seconds": round(train_busy, 1),

@@ -18,7 +18,7 @@ GIT_IDENTITY = {
 }
 
 
-def make_repo(path: Path, timeout_seconds: float = 60) -> Path:
+def make_repo(path: Path, timeout_seconds: float = 60, command: str = "{python} train.py") -> Path:
     """A committed repo at `path` (created) whose training is bench/fake_train.py; data check passes."""
     data = path / "data"
     data.mkdir(parents=True)
@@ -27,7 +27,7 @@ def make_repo(path: Path, timeout_seconds: float = 60) -> Path:
     (path / "prepare.py").write_text("MAX_SEQ_LEN = 64  # read-only\n")
     (path / ".gitignore").write_text("data/\nrun.log\nresults.tsv\n.autoresearch/\n__pycache__/\n")
     (path / "autoresearch.toml").write_text(
-        f'command = "{{python}} train.py"\ndata_check = "{data}"\ntimeout_seconds = {timeout_seconds}\n'
+        f'command = "{command}"\ndata_check = "{data}"\ntimeout_seconds = {timeout_seconds}\n'
     )
     for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "bench experiment"]):
         subprocess.run(["git", *args], cwd=path, check=True, capture_output=True, env=_git_env())

@@ -1,10 +1,12 @@
 """One experiment: hypothesize -> edit -> commit -> train -> extract -> evaluate -> log -> keep_or_reset.
 
-A candidate of a --parallel round stops after evaluate (and confirm): the research loop decides the
-round, then logs every candidate's row in order and moves the branch to the winner (`finish`).
+A candidate of deployed mode's window stops after evaluate (and confirm): the research loop judges it
+against the branch as it is then, logs its row and moves the branch if it keeps (`finish`).
 """
 
 from __future__ import annotations
+
+from uuid import UUID
 
 from autoresearch.tasks.commit import commit
 from autoresearch.tasks.confirm import confirm
@@ -35,7 +37,7 @@ def run_name(spec: Iteration, description: str | None = None) -> str:
 
 def prefetching(spec: Iteration) -> bool:
     """Local mode, one candidate at a time, a new idea next (no fix of this one can be predicted)."""
-    return spec.loop.prefetch and not spec.loop.deployed and not spec.in_round and spec.repeat is None
+    return spec.loop.prefetch and not spec.loop.deployed and not spec.candidate and spec.repeat is None
 
 
 def iteration_tags(spec: Iteration) -> list[str]:
@@ -51,12 +53,10 @@ def _name_from_parameters() -> str:
 @flow(name="experiment-iteration", flow_run_name=_name_from_parameters, persist_result=True)
 def experiment_iteration(spec: Iteration) -> IterationOutcome:
     measured = measure(spec)
-    if spec.in_round:
-        return measured  # the loop logs the round once every candidate is measured
+    if spec.candidate:
+        return measured  # the loop judges and logs it (rounds.still_applies)
     outcome = finish(spec, measured)
-    _rename(None, tags=[*iteration_tags(spec), outcome.verdict.status])
-    if spec.loop.deployed:
-        _tag_trainings(spec, outcome.commit, outcome.verdict.status)
+    tag_decision(spec, flow_run.id, outcome.commit, outcome.verdict.status)
     return outcome
 
 
@@ -93,11 +93,11 @@ def measure(spec: Iteration) -> IterationOutcome:
 
 
 def finish(spec: Iteration, measured: IterationOutcome) -> IterationOutcome:
-    """log -> keep_or_reset, the iteration's artifact and the monitoring events. A round's losers leave git alone."""
+    """log -> keep_or_reset, the iteration's artifact and the monitoring events. A window's non-keeps leave git alone."""
     verdict = measured.verdict
     row = log(spec, measured.commit, measured.proposal.description, verdict, measured.metrics)
     kept = verdict.status == "keep"
-    new_baseline = keep_or_reset(spec, measured.commit, verdict) if kept or not spec.in_round else spec.baseline_commit
+    new_baseline = keep_or_reset(spec, measured.commit, verdict) if kept or not spec.candidate else spec.baseline_commit
     crashed = verdict.status == "crash" and measured.metrics is not None
     _report(spec, measured, row, measured.metrics.tail if crashed else None)
     told = console.IterationResult(
@@ -117,11 +117,19 @@ def finish(spec: Iteration, measured: IterationOutcome) -> IterationOutcome:
     )
 
 
+def tag_decision(spec: Iteration, run_id: UUID, commit: str, status: str) -> None:
+    """The iteration's run, and in deployed mode its train-on-gpu runs, carry its decision as a tag."""
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(run_id, tags=[*iteration_tags(spec), status])
+    if spec.loop.deployed:
+        _tag_trainings(spec, commit, status)
+
+
 def _tag_trainings(spec: Iteration, commit: str, status: str) -> None:
     """Deployed mode: this iteration's train-on-gpu runs carry its decision too (a UI nicety: never fails)."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
-    name = f"{spec.loop.tag} · iter {spec.iteration:04d} · train {commit[:7]}"
+    name = f"{run_name(spec)} · train {commit[:7]}"
     try:
         with get_client(sync_client=True) as client:
             for run in client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name]))):

@@ -3,16 +3,19 @@
 Local mode runs each iteration as an in-process subflow. When this run belongs to a deployment
 (`autoresearch run --deployed`, a schedule, or `prefect deployment run research-loop/default`), each
 iteration is its own `experiment-iteration/default` run (so the UI's Retry button exists for it), its
-training goes to the gpu pool, and `--parallel N` trains N candidates from one baseline at once.
+training goes to the gpu pool, and the loop keeps a window of 2 x `--parallel` candidates in flight:
+while each of the N GPU slots trains one, the next one is already proposed, committed and queued
+(autoresearch/rounds.py has the rules; docs/deployed.md what a user sees).
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from uuid import UUID
 
-from autoresearch.deployments.definitions import CPU_POOL, EXPERIMENT_ITERATION
-from autoresearch.flows.experiment_iteration import experiment_iteration, finish, iteration_tags, run_name
+from autoresearch.deployments.definitions import CPU_POOL, EXPERIMENT_ITERATION, TRAIN_ON_GPU
+from autoresearch.flows.experiment_iteration import experiment_iteration, finish, iteration_tags, run_name, tag_decision
 from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 from prefect.states import Cancelled, State
@@ -29,9 +32,14 @@ from autoresearch.iteration import (
     LoopState,
     Stop,
     after_round,
+    arrived,
+    build_candidate,
     build_round,
+    decided,
+    next_candidate,
     next_step,
     resumed,
+    started,
 )
 from autoresearch.lock import loop_lock
 from autoresearch.models import LedgerRow
@@ -107,10 +115,12 @@ def run_loop(options: LoopOptions, deployed: bool) -> LoopSummary | State:
             console.say(note)
         context = _context(ws, plan, options, deployed)
         try:
-            done, stopped = _iterate(ws, context, _initial_state(ws, plan, options, earlier.ideas_done), runner, stop_at)
+            first = _initial_state(ws, plan, options, earlier.ideas_done)
+            loop = _pipeline if deployed else _iterate
+            done, stopped = loop(ws, context, first, runner, stop_at)
         except BaseException as exc:
+            runner.cancel_unfinished()  # deployed: the window's other runs and their trainings, queued or running
             if not isinstance(exc, Exception):  # Ctrl-C, or SIGTERM (Prefect raises TerminationSignal)
-                runner.cancel_unfinished()
                 reset_to_last_keep(ws)
             loop_stopped(ws, f"failed: {exc}" if isinstance(exc, Exception) else "interrupted")  # notification event
             raise
@@ -156,7 +166,7 @@ def _initial_state(ws: Workspace, plan: LoopPlan, options: LoopOptions, done: in
 def _iterate(
     ws: Workspace, context: LoopContext, state: LoopState, runner: IterationRunner, stop_at: float | None
 ) -> tuple[int, str]:
-    """Round after round, each one's kinds chosen by `next_step`, until it says stop."""
+    """Local mode: one in-process iteration after another, each one's kind chosen by `next_step`, until it says stop."""
     last: Iteration | None = None
     outcome: IterationOutcome | None = None
     last_training = 0.0
@@ -167,14 +177,58 @@ def _iterate(
             return state.done, step.reason
         candidates = _prefetch_only_if_needed(build_round(context, state, step), state, stop_at, last_training)
         try:
-            outcomes = _run_round(ws, runner, candidates)
+            outcomes = [experiment_iteration(spec) for spec in candidates]
         except ProposerExhausted as exc:
             return state.done, str(exc)
         forget_finished_runs()  # flat memory over thousands of iterations (autoresearch/prefect_tuning.py)
         _stop_if_the_baseline_crashed(ws, candidates[0], outcomes[0])
-        last, outcome = candidates[-1], rounds.winner(outcomes)
+        last, outcome = candidates[-1], outcomes[-1]
         last_training = max(o.training_seconds for o in outcomes)
         state = after_round(state, candidates, outcome.baseline_commit, outcome.baseline_value, _rows(ws))
+
+
+def _pipeline(
+    ws: Workspace, context: LoopContext, state: LoopState, runner: IterationRunner, stop_at: float | None
+) -> tuple[int, str]:
+    """Deployed mode: keep the window of candidates full (`next_candidate`), starting the next one as soon as
+    any run in flight ends; log the ended ones in start order, each judged against the branch as it is then.
+    Ends when `next_candidate` says stop, or when the proposer has no idea left."""
+    window: deque[Iteration] = deque()
+    ended: dict[int, IterationOutcome | ProposerExhausted] = {}
+    while True:
+        state = state.model_copy(update={"out_of_time": stop_at is not None and time.monotonic() >= stop_at})
+        if window and window[0].iteration in ended:  # the oldest one's turn: judge and log it
+            spec = window.popleft()
+            outcome = ended.pop(spec.iteration)
+            if isinstance(outcome, ProposerExhausted):  # no commit, no row: later ones would misnumber rows
+                runner.cancel_unfinished()
+                return state.done, str(outcome)
+            outcome = _judged(spec, runner.run_ids.pop(spec.iteration), outcome, tip=state.baseline_commit)
+            forget_finished_runs()  # flat memory over thousands of iterations (autoresearch/prefect_tuning.py)
+            _stop_if_the_baseline_crashed(ws, spec, outcome)
+            state = decided(state, spec, outcome, _rows(ws))
+            continue
+        step = next_candidate(state)
+        if isinstance(step, Stop):
+            return state.done, step.reason
+        if step is not None:
+            spec = build_candidate(context, state, step)
+            runner.start(spec)
+            window.append(spec)
+            state = started(state, spec)
+            continue
+        spec, outcome = runner.next_ended()
+        ended[spec.iteration], state = outcome, arrived(state)
+
+
+def _judged(spec: Iteration, run_id: UUID, outcome: IterationOutcome, tip: str) -> IterationOutcome:
+    """A candidate's outcome logged with its final decision (an iteration run alone logged itself)."""
+    if not spec.candidate:
+        return outcome
+    verdict = rounds.still_applies(outcome.verdict, spec.baseline_commit, tip)
+    logged = finish(spec, outcome.model_copy(update={"verdict": verdict}))
+    tag_decision(spec, run_id, logged.commit, verdict.status)
+    return logged
 
 
 def _prefetch_only_if_needed(
@@ -185,18 +239,6 @@ def _prefetch_only_if_needed(
     if worth_prefetching(state.iterations, done_after, stop_at, time.monotonic(), last_training):
         return candidates
     return [it.model_copy(update={"loop": it.loop.model_copy(update={"prefetch": False})}) for it in candidates]
-
-
-def _run_round(ws: Workspace, runner: IterationRunner, candidates: list[Iteration]) -> list[IterationOutcome]:
-    """One iteration logs itself. A round's candidates come back measured: decide the round, log them in order."""
-    measured = runner.run(candidates)
-    if len(candidates) == 1:
-        return measured
-    verdicts = rounds.decide(measured, ws.config.direction)
-    return [
-        finish(spec, found.model_copy(update={"verdict": verdict}))
-        for spec, found, verdict in zip(candidates, measured, verdicts, strict=True)
-    ]
 
 
 def _stop_if_the_baseline_crashed(ws: Workspace, spec: Iteration, outcome: IterationOutcome) -> None:
@@ -239,28 +281,31 @@ def _summary(ws: Workspace, done: int, stopped: str) -> LoopSummary:
 
 
 class IterationRunner:
-    """Runs a round of iterations: in-process subflows (local) or deployment runs (deployed)."""
+    """Deployed mode's iterations as `experiment-iteration/default` runs: started now, collected later."""
 
     def __init__(self, deployed: bool, infra_retries: int) -> None:
         self.deployed = deployed
         self.infra_retries = infra_retries
-        self.unfinished: list[UUID] = []
+        self.unfinished: dict[int, tuple[UUID, Iteration]] = {}  # by iteration number
+        self.run_ids: dict[int, UUID] = {}  # ended, until the loop has logged them
 
-    def run(self, specs: list[Iteration]) -> list[IterationOutcome]:
-        if not self.deployed:
-            return [experiment_iteration(spec) for spec in specs]
-        started = [
-            runs.start(
-                EXPERIMENT_ITERATION.full_name, {"spec": s.model_dump(mode="json")}, name=run_name(s), tags=iteration_tags(s)
-            )
-            for s in specs
-        ]
-        self.unfinished = list(started)
-        outcomes = []
-        for run_id in started:
-            outcomes.append(self._finish(run_id))
-            self.unfinished.remove(run_id)
-        return outcomes
+    def start(self, spec: Iteration) -> None:
+        params = {"spec": spec.model_dump(mode="json")}
+        run_id = runs.start(EXPERIMENT_ITERATION.full_name, params, name=run_name(spec), tags=iteration_tags(spec))
+        self.unfinished[spec.iteration] = (run_id, spec)
+
+    def next_ended(self) -> tuple[Iteration, IterationOutcome | ProposerExhausted]:
+        """The first iteration run in flight to end, and its outcome (measured, for a candidate; logged, for
+        the others); a proposer out of ideas comes back as such."""
+        run_id = runs.first_ended([run_id for run_id, _ in self.unfinished.values()], pickup_watcher(CPU_POOL))
+        number, spec = next((n, spec) for n, (found, spec) in self.unfinished.items() if found == run_id)
+        try:
+            outcome: IterationOutcome | ProposerExhausted = self._finish(run_id)
+        except ProposerExhausted as exc:
+            outcome = exc
+        del self.unfinished[number]
+        self.run_ids[number] = run_id
+        return spec, outcome
 
     def _finish(self, run_id: UUID) -> IterationOutcome:
         """Wait for the run; an infrastructure failure is retried (the UI's own Retry call) a few times."""
@@ -279,8 +324,17 @@ class IterationRunner:
         raise AssertionError("unreachable")
 
     def cancel_unfinished(self) -> None:
-        for run_id in self.unfinished:
-            runs.cancel(run_id, "the research loop was stopped")
+        """Cancel the iteration runs in flight and their trainings, queued or running."""
+        if not self.unfinished:
+            return
+        specs = [spec for _, spec in self.unfinished.values()]
+        prefixes = tuple(f"{run_name(spec)} · " for spec in specs)
+        queued = runs.find(TRAIN_ON_GPU.flow_name, specs[0].loop.tag, runs.UNFINISHED)
+        trainings = [run.id for run in queued if run.name.startswith(prefixes)]
+        for run_id in [*(run_id for run_id, _ in self.unfinished.values()), *trainings]:
+            state = runs.read(run_id).state
+            if state is None or not state.is_final():  # a run that already failed keeps its state
+                runs.cancel(run_id, "the research loop was stopped")
 
 
 def _other_loop_running(ws: Workspace) -> State | None:

@@ -12,7 +12,7 @@ from autoresearch.models import Proposal
 @task(name="commit", persist_result=True, cache_key_fn=iteration_cache_key)
 def commit(spec: Iteration, proposal: Proposal, edited: EditResult) -> str:
     """`experiment: <description>` with the editable files only; the branch advances to it unless refused
-    (or a candidate of a --parallel round).
+    (or a candidate of deployed mode's window).
 
     Idempotent: an earlier attempt of this iteration that already committed is found and returned.
     Every experiment commit stays reachable under refs/autoresearch/<tag>/<commit>.
@@ -21,12 +21,12 @@ def commit(spec: Iteration, proposal: Proposal, edited: EditResult) -> str:
         return spec.given_commit
     ws = spec.workspace()
     tip = ws.git.resolve(ws.branch)
-    if not spec.in_round and tip != spec.baseline_commit and _is_this_iteration(spec, tip):
+    if not spec.candidate and tip != spec.baseline_commit and _is_this_iteration(spec, tip):
         return tip
     message = f"experiment: {proposal.description}\n\n{TRAILER_TAG}: {spec.loop.tag}\n{TRAILER_ITERATION}: {spec.iteration}\n"
     sha = ws.git.commit_tree(spec.parent_commit, edited.files, message)
     ws.git.keep_reachable(ws.experiment_ref(sha), sha)
-    if edited.refused is None and not spec.in_round:  # a round's candidates stay off the branch until one wins
+    if edited.refused is None and not spec.candidate:  # a window's candidates stay off the branch until the loop logs them
         ws.move_branch(sha, expected_tip=spec.baseline_commit)
     return sha
 

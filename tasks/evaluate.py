@@ -12,7 +12,8 @@ from autoresearch.models import Decision, Metrics, TrainResult
 def evaluate(spec: Iteration, commit: str, refused: str | None, result: TrainResult | None, metrics: Metrics | None) -> Decision:
     """crash / better / equal / worse, then the simplicity criterion, with a one-line reason.
 
-    A candidate of a --parallel round is judged on its own here; the loop then lets only the round's best keep.
+    A candidate of deployed mode's window is judged here against the baseline it started from; the loop then
+    turns its keep into a discard if another keep moved the branch meanwhile (rounds.still_applies).
     """
     if refused:
         return decision.crash(f"edit refused: {refused}")

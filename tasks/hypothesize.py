@@ -6,7 +6,7 @@ from autoresearch.tasks.spec import iteration_cache_key
 from prefect import task
 
 from autoresearch import ledger
-from autoresearch.iteration import MAX_FIX_ATTEMPTS, Fix, Idea, Iteration, Resumed, preset_proposal
+from autoresearch.iteration import EXPERIMENT_PREFIX, MAX_FIX_ATTEMPTS, Fix, Idea, Iteration, Resumed, preset_proposal
 from autoresearch.metrics import extract as extract_metrics
 from autoresearch.models import CrashReport, LedgerRow, Proposal, ProposalContext
 from autoresearch.prefetch import PREFETCHER, STILL_TRAINING, PrefetchKey, usable
@@ -25,8 +25,9 @@ def hypothesize(spec: Iteration) -> Proposal:
     if preset is not None:
         return preset
     options = spec.loop
+    context = _with_candidates_in_flight(ws, spec, proposal_context(ws, spec)) if spec.candidate else None
     proposal = _prefetched(ws, spec) or get_proposer(options.proposer, **options.proposer_options).propose(
-        proposal_context(ws, spec)
+        context or proposal_context(ws, spec)
     )
     if isinstance(spec.kind, Fix):
         proposal = proposal.model_copy(update={"description": f"fix of {spec.kind.crash.commit[:7]}: {proposal.description}"})
@@ -94,6 +95,22 @@ def proposal_context(ws: Workspace, spec: Iteration) -> ProposalContext:
         time_budget=spec.loop.time_budget,
         best_run=_best_run(ws),
     )
+
+
+def _with_candidates_in_flight(ws: Workspace, spec: Iteration, context: ProposalContext) -> ProposalContext:
+    """Deployed mode's window: the ideas already committed on this baseline and not yet logged are in the
+    history as still training, so the proposer does not pick one of them again."""
+    logged = {row.commit for row in context.history}
+    prefix = ws.experiment_ref("").rstrip("/")
+    pending = [
+        LedgerRow(commit=sha[:7], value=0.0, memory_gb=0.0, status="discard", description=subject.removeprefix(EXPERIMENT_PREFIX))
+        for sha, subject in ws.git.children_under(prefix, spec.baseline_commit)
+        if sha[:7] not in logged
+    ]
+    if not pending:
+        return context
+    still = {row.commit: STILL_TRAINING for row in pending}
+    return context.model_copy(update={"history": [*context.history, *pending], "reasons": {**context.reasons, **still}})
 
 
 def _best_run(ws: Workspace) -> dict[str, str]:

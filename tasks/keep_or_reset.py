@@ -11,9 +11,9 @@ from autoresearch.models import Decision
 def keep_or_reset(spec: Iteration, commit: str, verdict: Decision) -> str:
     """Keep: the branch stays at (or moves to) the commit. Otherwise: back to the baseline. Returns the new baseline.
 
-    A round's candidates never left the baseline: only the winner moves the branch (the loop calls this for it).
+    A window's candidates never left the baseline: only a keep moves the branch (the loop calls this for it).
     """
     ws = spec.workspace()
     target = commit if verdict.status == "keep" else spec.baseline_commit
-    ws.move_branch(target, expected_tip=spec.baseline_commit if spec.in_round else None)
+    ws.move_branch(target, expected_tip=spec.baseline_commit if spec.candidate else None)
     return target

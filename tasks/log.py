@@ -11,7 +11,7 @@ from autoresearch.models import Decision, LedgerRow, Metrics
 
 @task(name="log", persist_result=True, cache_key_fn=iteration_cache_key)
 def log(spec: Iteration, commit: str, description: str, verdict: Decision, metrics: Metrics | None) -> LedgerRow:
-    """Append this iteration's row to results.tsv, once: row N belongs to iteration N (a round's rows: the loop, in order)."""
+    """Append this iteration's row to results.tsv, once: row N belongs to iteration N (a window's rows: the loop, in start order)."""
     ws = spec.workspace()
     crashed = verdict.status == "crash"
     row = LedgerRow(

@@ -1,6 +1,6 @@
 """Deployed mode against the session's real `prefect server`, with real process workers started here:
 `autoresearch deploy`, `autoresearch worker --slots 2`, deployment runs for the loop, its iterations and
-every training, --parallel rounds, the hard timeout, and a worker killed mid-training then retried."""
+every training, the window of candidates of --parallel, the hard timeout, and a worker killed mid-training then retried."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from conftest import FAST_TRAIN, SESSION_DIR, cli, git, make_repo
 from prefect.client.orchestration import get_client
 
 from autoresearch import ledger, runs
+from autoresearch.workspace import Workspace
 
 WORKER_HOME = SESSION_DIR / "worker-home"  # where GPU workers keep their clones of remote repos
 WORKER_ENV = {
@@ -89,12 +90,13 @@ def test_deploy_is_idempotent(workers, tmp_path):
         assert client.read_deployment_by_name(RESEARCH_LOOP.full_name).schedules == []
 
 
+@pytest.mark.timeout(600)
 def test_deployed_loop_trains_the_bundled_experiment_on_worker_slots(workers, tmp_path):
     repo = tmp_path / "tiny"
     assert cli("init", str(repo)).returncode == 0
     prepared = cli("prepare", "--repo", str(repo))
     assert prepared.returncode == 0, prepared.stderr
-    result = run_deployed(repo, "--tag", "dep", "--iterations", "2", "--time-budget", "2")
+    result = run_deployed(repo, "--tag", "dep", "--iterations", "2", "--time-budget", "2", timeout=540)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "/runs/flow-run/" in result.stdout and "ran 2 iterations" in result.stdout
     rows = check_invariants(repo, "dep", 3)
@@ -105,45 +107,69 @@ def test_deployed_loop_trains_the_bundled_experiment_on_worker_slots(workers, tm
     for row in rows:  # each training run carries its iteration's decision
         assert [row.status in run.tags for run in trainings if f"train {row.commit}" in run.name] == [True]
     iterations = flow_runs("experiment-iteration", "dep")
-    assert [run.name.split(" · ")[1] for run in iterations] == ["iter 0000", "iter 0001", "iter 0002"]
+    # one slot's window is 2: iterations 1 and 2 run at the same time, in either order
+    assert sorted(run.name.split(" · ")[1] for run in iterations) == ["iter 0000", "iter 0001", "iter 0002"]
     for number, row in enumerate(rows):
         assert (repo / ".autoresearch" / "logs" / "dep" / f"{number:04d}-{row.commit}.log").exists()
 
 
-BARRIER = """\
-barrier = os.environ.get("FAKE_BARRIER")
-if barrier and (LEARNING_RATE, DEPTH, WARMUP_RATIO) != (0.04, 4, 0.1):  # a candidate, not the baseline
-    open(os.path.join(barrier, str(os.getpid())), "w").close()
-    waited_until = time.time() + 240
-    while len(os.listdir(barrier)) < 2 and time.time() < waited_until:
-        time.sleep(0.2)
-    print(f"candidates training at once: {len(os.listdir(barrier))}")
+EVERY_EDIT_HELPS = """\
+import os
+import time
+
+ALPHA = 1
+BETA = 2
+GAMMA = 3
+DELTA = 4
+EPSILON = 5
+
+ORIGINAL = (1, 2, 3, 4, 5)
+time.sleep(float(os.environ.get("FAKE_TRAIN_SECONDS", "0")))
+changed = sum(a != b for a, b in zip((ALPHA, BETA, GAMMA, DELTA, EPSILON), ORIGINAL))
+print("---")
+print(f"val_bpb:          {1.0 - 0.01 * changed:.6f}")
+print("peak_vram_mb:     1024.0")
 """
 
 
-@pytest.mark.timeout(900)
-def test_parallel_round_trains_candidates_at_the_same_time(workers, tmp_path):
-    """Each candidate's training waits (up to 4 min) for the other to start: both logs say they met, which
-    proves they trained at once however slowly a loaded machine starts them."""
-    barrier = tmp_path / "barrier"
-    barrier.mkdir()
-    sleep = 'time.sleep(float(os.environ.get("FAKE_TRAIN_SECONDS", "0")))'
+@pytest.mark.timeout(600)
+def test_the_window_queues_the_next_candidates_while_both_slots_train(workers, tmp_path):
+    """--parallel 2: four candidates in flight after the baseline, so a slot's next training is queued
+    while it trains. Every edit helps here, so the first of a window keeps and the others, judged against
+    the baseline they started from, keep too: they are logged as discards naming the keep that moved the branch."""
     repo = make_repo(
         tmp_path / "exp",
-        train=FAST_TRAIN.replace(sleep, BARRIER + sleep),
-        config=f'command = "FAKE_BARRIER={barrier} {{python}} train.py"\ndata_check = "{tmp_path}"\ntimeout_seconds = 300\n',
+        train=EVERY_EDIT_HELPS,
+        config=f'command = "FAKE_TRAIN_SECONDS=20 {{python}} train.py"\ndata_check = "{tmp_path}"\ntimeout_seconds = 90\n',
     )
-    result = run_deployed(repo, "--tag", "par", "--iterations", "2", "--parallel", "2", timeout=900)
+    result = run_deployed(repo, "--tag", "win", "--iterations", "6", "--parallel", "2", timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
-    rows = check_invariants(repo, "par", 3)
-    assert sum(row.status == "keep" for row in rows[1:]) <= 1, "only the round's best candidate may keep"
-    round_runs = [run for run in flow_runs("train-on-gpu", "par") if " · iter 0000 · " not in run.name]
-    assert len(round_runs) == 2
-    for number, row in enumerate(rows[1:], start=1):
-        log = repo / ".autoresearch" / "logs" / "par" / f"{number:04d}-{row.commit}.log"
-        assert "candidates training at once: 2" in log.read_text(), f"candidate {row.commit} trained alone"
-    # git stays linear: the branch is the baseline plus at most the winner
-    assert int(git(repo, "rev-list", "--count", "--merges", "autoresearch/par")) == 0
+    assert "ran 6 iterations" in result.stdout
+    rows = check_invariants(repo, "win", 7)
+    trainings = sorted(flow_runs("train-on-gpu", "win"), key=lambda run: run.name)
+    assert sorted(run.name.rsplit(" ", 1)[1] for run in trainings) == sorted(row.commit for row in rows)
+    assert all(run.state.is_completed() for run in trainings)  # exactly one training per row, one row per training
+    # the window: the trainings of candidates 3 and 4 were queued before both slots finished 1 and 2
+    first, second, third, fourth = trainings[1:5]
+    assert max(third.created, fourth.created) < max(first.end_time, second.end_time)
+    assert _most_at_once(trainings) == 2, "two slots, two trainings at a time"
+    reasons = Workspace(repo, "win").recorded("reasons")
+    assert [row.status for row in rows[:2]] == ["keep", "keep"]
+    for row in rows[2:5]:  # started from the baseline, judged after iteration 1 moved the branch
+        assert row.status == "discard" and f"{rows[1].commit} was kept since this candidate started" in reasons[row.commit]
+    keeps = [row.commit for row in rows if row.status == "keep"]
+    chain = git(repo, "rev-list", "--first-parent", "--abbrev-commit", "--abbrev=7", "autoresearch/win").split()
+    assert [commit for commit in reversed(chain) if commit in keeps] == keeps, "each keep builds on the one before"
+    assert int(git(repo, "rev-list", "--count", "--merges", "autoresearch/win")) == 0
+
+
+def _most_at_once(trainings: list) -> int:
+    edges = sorted([(run.start_time, 1) for run in trainings] + [(run.end_time, -1) for run in trainings])
+    running = most = 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    return most
 
 
 def test_workers_fetch_commits_from_a_git_remote(workers, tmp_path):

@@ -1,4 +1,4 @@
-"""Pure parts of deployed mode: worker plans, --gpus parsing, --stop-after, the parallel round's decision."""
+"""Pure parts of deployed mode: worker plans, --gpus parsing, --stop-after, a window candidate's final decision."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from autoresearch.config import parse_duration
 from autoresearch.errors import UserError
 from autoresearch.models import Decision
-from autoresearch.rounds import Candidate, round_decision
+from autoresearch.rounds import still_applies
 from autoresearch.worker import parse_gpus, plan_workers
 
 
@@ -49,28 +49,15 @@ def test_durations():
             parse_duration(bad)
 
 
-def candidate(iteration: int, status: str, value: float | None) -> Candidate:
-    return Candidate(iteration=iteration, commit=f"{iteration:07d}abc", verdict=Decision(status=status, reason="r"), value=value)
-
-
-def test_only_the_best_keep_of_a_round_wins_and_ties_go_to_the_earlier_iteration():
-    everyone = [
-        candidate(3, "keep", 0.95),
-        candidate(4, "keep", 0.93),
-        candidate(5, "discard", 0.99),
-        candidate(6, "crash", None),
-    ]
-    decisions = [round_decision(c, everyone, "minimize") for c in everyone]
-    assert [d.status for d in decisions] == ["discard", "keep", "discard", "crash"]
-    assert "0000004" in decisions[0].reason and "did better this round" in decisions[0].reason
-    assert [d.status for d in (round_decision(c, everyone, "maximize") for c in everyone)] == [
-        "keep",
-        "discard",
-        "discard",
-        "crash",
-    ]
-    tied = [candidate(7, "keep", 0.9), candidate(8, "keep", 0.9)]
-    assert [round_decision(c, tied, "minimize").status for c in tied] == ["keep", "discard"]
+def test_a_keep_whose_baseline_moved_meanwhile_is_a_discard_naming_the_keep_that_moved_it():
+    keep = Decision(status="keep", reason="improved by 0.010000 (> big_gain 0.005)")
+    assert still_applies(keep, "a" * 40, "a" * 40) == keep
+    late = still_applies(keep, "a" * 40, "b" * 40)
+    assert late.status == "discard" and late.reason.startswith(keep.reason)
+    assert "bbbbbbb was kept since this candidate started" in late.reason and "aaaaaaa" in late.reason
+    for other in ("discard", "crash"):
+        verdict = Decision(status=other, reason="r")
+        assert still_applies(verdict, "a" * 40, "b" * 40) == verdict
 
 
 def test_only_new_ideas_count_toward_iterations_across_attempts():

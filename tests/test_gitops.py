@@ -38,6 +38,18 @@ def test_commit_tree_keeps_the_executable_bit(repo: Path):
     assert git(repo, "ls-tree", commit, "--", "run.sh").split()[0] == "100755"
 
 
+def test_children_under_a_ref_prefix_are_the_commits_built_on_a_parent(repo: Path):
+    """Deployed mode's window tells a proposer which ideas on its baseline are still training."""
+    ws = Git(repo)
+    base = ws.head()
+    first = ws.commit_tree(base, {"train.py": "LR = 0.2\n"}, "experiment: LR 0.1 -> 0.2\n\nbody\n")
+    later = ws.commit_tree(first, {"train.py": "LR = 0.3\n"}, "experiment: on top")
+    for sha in (first, later):
+        ws.keep_reachable(f"refs/autoresearch/t/{sha}", sha)
+    assert ws.children_under("refs/autoresearch/t", base) == [(first, "experiment: LR 0.1 -> 0.2")]
+    assert ws.children_under("refs/autoresearch/other", base) == []
+
+
 def test_resolve_branches_and_reset(repo: Path):
     ws = Git(repo)
     head = ws.head()

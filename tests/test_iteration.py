@@ -1,4 +1,5 @@
-"""The iteration model: illegal kinds cannot be built, and `next_step` picks what runs next (a table of cases)."""
+"""The iteration model: illegal kinds cannot be built; `next_step` (local) and `next_candidate` (deployed's
+window) pick what runs next (tables of cases)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,14 @@ from autoresearch.iteration import (
     Round,
     Stop,
     after_round,
+    arrived,
+    build_candidate,
     build_round,
+    decided,
+    next_candidate,
     next_step,
     resumed,
+    started,
 )
 from autoresearch.models import Decision, LedgerRow, Proposal
 
@@ -52,9 +58,9 @@ def state(rows: list[LedgerRow], **update) -> LoopState:
     return LoopState(**{**fields, **update})
 
 
-def iteration(kind, round_size: int = 1, number: int = 3) -> Iteration:
+def iteration(kind, candidate: bool = False, number: int = 3) -> Iteration:
     value = None if isinstance(kind, Baseline) else 1.0
-    return Iteration(loop=CONTEXT, iteration=number, baseline_commit=BASE, baseline_value=value, round_size=round_size, kind=kind)
+    return Iteration(loop=CONTEXT, iteration=number, baseline_commit=BASE, baseline_value=value, candidate=candidate, kind=kind)
 
 
 def outcome(status: str, trained: bool = True, description: str = "an idea") -> IterationOutcome:
@@ -115,15 +121,13 @@ CASES = [
         outcome("keep"),
         "stop time reached after 4 iterations",
     ),
-    ("a round of parallel ideas", state(WITH_IDEA, parallel=3), Idea(), outcome("keep"), ["idea"] * 3),
-    ("the last round is cut to the limit", state(WITH_IDEA, parallel=3, iterations=5, done=4), Idea(), outcome("keep"), ["idea"]),
-    ("no fix after a round", state(WITH_IDEA, parallel=2), "round", outcome("crash"), ["idea"] * 2),
+    ("a crashed window candidate gets a fix too", state(WITH_IDEA), "candidate", outcome("crash"), ["fix"]),
 ]
 
 
 @pytest.mark.parametrize(("name", "loop", "last_kind", "last_outcome", "expected"), CASES, ids=[c[0] for c in CASES])
 def test_next_step(name, loop, last_kind, last_outcome, expected):
-    last = iteration(Idea(), round_size=2) if last_kind == "round" else iteration(last_kind) if last_kind else None
+    last = iteration(Idea(), candidate=True) if last_kind == "candidate" else iteration(last_kind) if last_kind else None
     step = next_step(loop, last, last_outcome)
     if isinstance(expected, str):
         assert step == Stop(reason=expected)
@@ -151,7 +155,7 @@ def test_a_resumed_noise_repeat_is_judged_as_one_and_does_not_count():
     [
         ({"kind": Baseline(), "baseline_value": 1.0}, "baseline value"),
         ({"kind": Idea(), "baseline_value": None}, "baseline value"),
-        ({"kind": NoiseRepeat(number=1), "baseline_value": 1.0, "round_size": 2}, "only new ideas"),
+        ({"kind": NoiseRepeat(number=1), "baseline_value": 1.0, "candidate": True}, "only new ideas and fixes"),
     ],
 )
 def test_illegal_iterations_cannot_be_built(fields, message):
@@ -159,12 +163,77 @@ def test_illegal_iterations_cannot_be_built(fields, message):
         Iteration(loop=CONTEXT, iteration=1, baseline_commit=BASE, **fields)
 
 
-def test_rounds_are_numbered_from_the_next_row_and_counted_after():
+def test_local_iterations_are_numbered_from_the_next_row_and_counted_after():
+    loop = state(WITH_IDEA, iterations=10)
+    ran = build_round(CONTEXT, loop, Round(kinds=[Idea()]))
+    assert [it.iteration for it in ran] == [2] and not ran[0].candidate
+    later = after_round(loop, ran, "f" * 40, 0.8, [*WITH_IDEA, row("x")])
+    assert (later.next_iteration, later.done, later.baseline_commit, later.baseline_value) == (3, 1, "f" * 40, 0.8)
+
+
+WINDOW_CASES = [
+    # (name, state, expected kind, Stop reason, or None for "wait for the oldest candidate")
+    ("fresh loop: the baseline", state([], parallel=2), "baseline"),
+    ("the baseline runs alone", state([], parallel=2, running=1, alone=True), None),
+    ("nothing beside a noise repeat", state(WITH_REPEAT, noise_repeats=1, parallel=2, running=1, alone=True), None),
+    ("resumed commit once nothing is in flight", state(WITH_IDEA, parallel=2, in_flight=IN_FLIGHT), "resumed"),
+    ("noise repeats run alone", state(KEPT_BASELINE, noise_repeats=2, parallel=2, running=1), None),
+    ("a new idea while the window has room", state(WITH_IDEA, parallel=2, running=3), "idea"),
+    ("the window is 2 x parallel", state(WITH_IDEA, parallel=2, running=4), None),
+    ("one slot: two in flight", state(WITH_IDEA, parallel=1, running=2), None),
+    ("a run that ended makes room before its row", state(WITH_IDEA, parallel=2, running=4, measured=1), "idea"),
+    ("at most 2 x window wait for an older row", state(WITH_IDEA, parallel=1, running=4, measured=3), None),
+    ("a queued fix before new ideas", state(WITH_IDEA, parallel=2, running=1, fixes=[crash(1)]), "fix"),
+    ("a fix past the limit", state(WITH_IDEA, parallel=2, iterations=2, done=2, fixes=[crash(1)]), "fix"),
+    ("no idea started past --iterations: wait", state(WITH_IDEA, parallel=2, iterations=3, done=3, running=2), None),
+    ("limit reached, nothing in flight", state(WITH_IDEA, parallel=2, iterations=3, done=3), "ran 3 iterations"),
+    ("no idea started past --stop-after: wait", state(WITH_IDEA, parallel=2, out_of_time=True, running=1), None),
+    (
+        "stop time, nothing in flight",
+        state(WITH_IDEA, parallel=2, out_of_time=True, done=5),
+        "stop time reached after 5 iterations",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "loop", "expected"), WINDOW_CASES, ids=[c[0] for c in WINDOW_CASES])
+def test_next_candidate(name, loop, expected):
+    step = next_candidate(loop)
+    if expected is None:
+        assert step is None
+    elif isinstance(step, Stop):
+        assert step.reason == expected
+    else:
+        assert step.kind == expected
+
+
+def test_candidates_start_from_the_tip_and_count_when_started():
     loop = state(WITH_IDEA, parallel=2, iterations=10)
-    ran = build_round(CONTEXT, loop, Round(kinds=[Idea(), Idea()]))
-    assert [it.iteration for it in ran] == [2, 3] and all(it.round_size == 2 for it in ran)
-    later = after_round(loop, ran, "f" * 40, 0.8, [*WITH_IDEA, row("x"), row("y")])
-    assert (later.next_iteration, later.done, later.baseline_commit, later.baseline_value) == (4, 2, "f" * 40, 0.8)
+    first = build_candidate(CONTEXT, loop, Idea())
+    loop = started(loop, first)
+    second = build_candidate(CONTEXT, loop, Idea())
+    assert (first.iteration, second.iteration) == (2, 3) and first.candidate and second.baseline_commit == BASE
+    assert (started(loop, second).running, started(loop, second).done) == (2, 2)
+    assert arrived(started(loop, second)).measured == 1
+    alone = build_candidate(CONTEXT, state([]), Baseline())
+    assert not alone.candidate and alone.baseline_value is None
+    assert next_candidate(started(state([], parallel=2), alone)) is None, "nothing starts beside the baseline"
+
+
+def test_a_keep_moves_the_baseline_and_a_crash_of_the_current_baseline_queues_its_fix():
+    loop = started(state(WITH_IDEA, parallel=2), iteration(Idea(), candidate=True, number=2))
+    kept = outcome("keep").model_copy(update={"commit": "f" * 40, "baseline_value": 0.8})
+    after = decided(loop, iteration(Idea(), candidate=True, number=2), kept, WITH_IDEA)
+    assert (after.baseline_commit, after.baseline_value, after.running) == ("f" * 40, 0.8, 0)
+    crashed = decided(loop, iteration(Idea(), candidate=True), outcome("crash"), WITH_IDEA)
+    assert crashed.baseline_commit == BASE and [c.commit for c in crashed.fixes] == [CRASHED]
+    fix = build_candidate(CONTEXT, crashed, Fix(crash=crashed.fixes[0]))
+    assert fix.parent_commit == CRASHED and fix.baseline_commit == BASE and fix.candidate
+    assert started(crashed, fix).fixes == []
+    moved = after.model_copy(update={"running": 1})
+    assert decided(moved, iteration(Idea(), candidate=True), outcome("crash"), WITH_IDEA).fixes == [], "stale: no fix"
+    discarded = decided(moved, iteration(Idea(), candidate=True), outcome("discard"), WITH_IDEA)
+    assert discarded.baseline_commit == "f" * 40, "a discard of an older baseline does not move the loop back"
 
 
 def test_the_iteration_round_trips_through_json_as_a_deployment_parameter():
