@@ -124,9 +124,7 @@ class Git:
     def children_under(self, prefix: str, parent: str) -> list[tuple[str, str]]:
         """(hash, subject) of the commits that refs under `prefix` name and whose first parent is `parent`."""
         with failing_as_one_line():
-            out = self.repo.git.execute(
-                [self.repo.git.GIT_PYTHON_GIT_EXECUTABLE, "for-each-ref", "--format=%(objectname) %(parent) %(subject)", prefix]
-            )
+            out = self.repo.git.for_each_ref("--format=%(objectname) %(parent) %(subject)", prefix)
         fields = (line.split(" ", 2) for line in out.splitlines())
         return [(sha, rest[1] if len(rest) > 1 else "") for sha, *rest in fields if rest and rest[0] == parent]
 

@@ -105,7 +105,7 @@ def run_loop(options: LoopOptions, deployed: bool) -> LoopSummary | State:
             get_run_logger().info(earlier.line(options.iterations, options.stop_after))
     stop_after = parse_duration(options.stop_after) - earlier.elapsed_seconds if options.stop_after else None
     stop_at = time.monotonic() + max(0.0, stop_after) if stop_after is not None else None
-    runner = IterationRunner(deployed, options.infra_retries)
+    runner = IterationRunner(options.infra_retries)
     console.loop_started(flow_run.ui_url)
     with loop_lock(ws.lock_path):
         plan = setup_or_resume(ws)
@@ -283,8 +283,7 @@ def _summary(ws: Workspace, done: int, stopped: str) -> LoopSummary:
 class IterationRunner:
     """Deployed mode's iterations as `experiment-iteration/default` runs: started now, collected later."""
 
-    def __init__(self, deployed: bool, infra_retries: int) -> None:
-        self.deployed = deployed
+    def __init__(self, infra_retries: int) -> None:
         self.infra_retries = infra_retries
         self.unfinished: dict[int, tuple[UUID, Iteration]] = {}  # by iteration number
         self.run_ids: dict[int, UUID] = {}  # ended, until the loop has logged them
