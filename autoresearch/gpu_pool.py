@@ -8,10 +8,16 @@ from autoresearch.deployments.definitions import GPU_POOL, TRAIN_ON_GPU
 from autoresearch.errors import UserError
 from autoresearch.gitops import Git, GitFailed
 from autoresearch.pool_health import pickup_watcher
+from autoresearch.slot_turn import longest_wait
 from autoresearch.training_job import TrainReport, TrainRequest
 
 # The worker's own hard timeout fires at timeout_seconds; past this much more, the worker is presumed gone.
 DEADLINE_GRACE_SECONDS = 120.0
+
+
+def deadline_after_start(timeout_seconds: float) -> float:
+    """A run may wait for its slot while the slot's current training runs out its timeout, then train."""
+    return longest_wait(timeout_seconds) + timeout_seconds + DEADLINE_GRACE_SECONDS
 
 
 def train_on_pool(request: TrainRequest, git: Git, run_name: str, tags: list[str]) -> TrainReport:
@@ -19,7 +25,7 @@ def train_on_pool(request: TrainRequest, git: Git, run_name: str, tags: list[str
         publish_commit(git, request)
     run_id = runs.start(TRAIN_ON_GPU.full_name, {"request": request.model_dump(mode="json")}, name=run_name, tags=tags)
     run = runs.wait(
-        run_id, deadline_after_start=request.timeout_seconds + DEADLINE_GRACE_SECONDS, on_slow_pickup=pickup_watcher(GPU_POOL)
+        run_id, deadline_after_start=deadline_after_start(request.timeout_seconds), on_slow_pickup=pickup_watcher(GPU_POOL)
     )
     if not run.state.is_completed():
         runs.result(run)  # raises: a UserError from the worker as itself, anything else as RunFailed

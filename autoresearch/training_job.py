@@ -15,6 +15,7 @@ import os
 import socket
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -22,13 +23,13 @@ from pydantic import BaseModel
 from autoresearch.errors import UserError
 from autoresearch.gitops import Git, GitFailed
 from autoresearch.progress import training_progress
-from autoresearch.runner import kill_recorded, run_command
+from autoresearch.runner import RunOutcome, kill_recorded, run_command
 from autoresearch.secrets import known_secrets, redact_file
+from autoresearch.slot_turn import SlotTurn, home
 from autoresearch.workspace import log_path, verify_checksums, worktree_path
 
 RUN_LOG = "run.log"
 LOG_TEXT_LIMIT = 1 << 20  # bytes of log tail that travel back when the log stays on another machine
-CLONES_ENV = "AUTORESEARCH_HOME"  # where a worker keeps its clones of remote experiment repos
 SLOT_ENV = "AUTORESEARCH_SLOT"  # set by `autoresearch worker` for each GPU slot
 
 
@@ -58,6 +59,7 @@ class TrainReport(BaseModel):
     seconds: float
     started_at: float  # unix time, for utilisation and overlap measurements
     ended_at: float
+    waited_seconds: float = 0.0  # for the slot, after the run was ready (deployed mode's hand-over)
     log_path: str  # on the machine that ran it
     log_text: str | None = None  # the log's tail, when that machine does not share the repo's filesystem
     host: str
@@ -69,21 +71,43 @@ def current_slot(default: int = 0) -> int:
     return int(value) if value.isdigit() else default
 
 
-def run_training_job(request: TrainRequest, slot: int, record: Path | None = None) -> TrainReport:
-    git = _clone_for(request) if request.remote else Git(Path(request.repo))
-    root = git.root
-    checkout = worktree_path(root, slot)
-    git.checkout_worktree(checkout, request.commit)
-    verify_checksums(checkout, request.readonly, f"autoresearch/{request.tag}")
-    record = record or git.common_dir / "autoresearch" / f"training-slot-{slot}.json"
-    kill_recorded(record)  # a training left behind by a run that died on this slot: never two per GPU
+def run_training_job(request: TrainRequest, slot: int, record: Path | None = None, turn: SlotTurn | None = None) -> TrainReport:
+    """Local mode trains in the loop's process (`turn` None: the loop never trains twice at once). A GPU
+    worker passes its slot's SlotTurn: the checkout happens in this run's own seat while the slot may still
+    be training, and the training starts when the slot is free (autoresearch/slot_turn.py)."""
+    with turn.seat() if turn else nullcontext(0) as seat:
+        git = _clone_for(request) if request.remote else Git(Path(request.repo))
+        checkout = worktree_path(git.root, slot, seat)
+        git.checkout_worktree(checkout, request.commit)
+        verify_checksums(checkout, request.readonly, f"autoresearch/{request.tag}")
+        record = record or git.common_dir / "autoresearch" / f"training-slot-{slot}.json"
+        with turn.training(request.timeout_seconds) if turn else nullcontext(0.0) as waited:
+            kill_recorded(record)  # a training left behind by a run that died on this slot: never two per GPU
+            started_at = time.time()
+            outcome = _train(request, git.root, checkout, record)
+            ended_at = time.time()
+        archived = _archive(request, git.root, checkout / RUN_LOG)
+    return TrainReport(
+        exit_code=outcome.exit_code,
+        timed_out=outcome.timed_out,
+        seconds=outcome.seconds,
+        started_at=started_at,
+        ended_at=ended_at,
+        waited_seconds=waited,
+        log_path=str(archived),
+        log_text=_tail(archived, LOG_TEXT_LIMIT) if request.remote else None,
+        host=socket.gethostname(),
+        slot=slot,
+    )
+
+
+def _train(request: TrainRequest, root: Path, checkout: Path, record: Path) -> RunOutcome:
     live_log = checkout / RUN_LOG
     if not request.remote:
         _link(root / RUN_LOG, live_log)
-    started_at = time.time()
     budget = float(request.env.get("AUTORESEARCH_TIME_BUDGET") or 0) or None
     with training_progress(live_log, budget, request.tag, request.iteration, request.commit):  # progress artifact (in a run)
-        outcome = run_command(
+        return run_command(
             request.command.replace("{python}", sys.executable),
             cwd=checkout,
             log_path=live_log,
@@ -92,31 +116,23 @@ def run_training_job(request: TrainRequest, slot: int, record: Path | None = Non
             record=record,
             drop=request.env_drop,
         )
-    ended_at = time.time()
+
+
+def _archive(request: TrainRequest, root: Path, live_log: Path) -> Path:
+    """run.log moves to .autoresearch/logs/<tag>/, with every known secret value redacted."""
     archived = log_path(root, request.tag, request.iteration, request.commit, request.run)
     archived.parent.mkdir(parents=True, exist_ok=True)
     os.replace(live_log, archived)
     redact_file(archived, known_secrets(drop=request.env_drop))  # whatever it printed: no known secret is stored
     if not request.remote:
         _link(root / RUN_LOG, archived)
-    return TrainReport(
-        exit_code=outcome.exit_code,
-        timed_out=outcome.timed_out,
-        seconds=outcome.seconds,
-        started_at=started_at,
-        ended_at=ended_at,
-        log_path=str(archived),
-        log_text=_tail(archived, LOG_TEXT_LIMIT) if request.remote else None,
-        host=socket.gethostname(),
-        slot=slot,
-    )
+    return archived
 
 
 def _clone_for(request: TrainRequest) -> Git:
     """The worker's own clone of a remote experiment repo, with the experiment commit fetched into it."""
     assert request.remote
-    home = Path(os.environ.get(CLONES_ENV) or "~/.cache/autoresearch").expanduser()
-    clone = home / "clones" / hashlib.sha1(request.remote.encode()).hexdigest()[:16]
+    clone = home() / "clones" / hashlib.sha1(request.remote.encode()).hexdigest()[:16]
     if not (clone / ".git").exists():
         clone.mkdir(parents=True, exist_ok=True)
         Git.init(clone)

@@ -1,5 +1,6 @@
-"""`autoresearch worker`: one Prefect process worker per GPU slot (one run at a time, CUDA_VISIBLE_DEVICES
-set), plus one for the cpu pool; restarts a worker that dies; stops them all cleanly on Ctrl-C.
+"""`autoresearch worker`: one Prefect process worker per GPU slot (CUDA_VISIBLE_DEVICES set; two runs at a
+time, one training and the next one started and waiting for the slot: autoresearch/slot_turn.py), plus one
+for the cpu pool; restarts a worker that dies; stops them all cleanly on Ctrl-C.
 
 A Prefect worker ignores the first SIGINT/SIGTERM (it forwards it to its runs and waits), so a stop
 sends one, waits, sends a second, waits, then kills.
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 
 from autoresearch.deployments.definitions import CPU_POOL, GPU_POOL
 from autoresearch.errors import UserError
+from autoresearch.slot_turn import RUNS_PER_SLOT
 from autoresearch.supervisor import signal_on_parent_death
 from autoresearch.training_job import SLOT_ENV
 
@@ -30,7 +32,7 @@ _GPU_ID = re.compile(r"^(\d+|GPU-[0-9a-fA-F-]+|MIG-[0-9a-fA-F-]+)$")
 class WorkerPlan:
     name: str
     pool: str
-    limit: int | None  # concurrent runs; 1 for a GPU slot
+    limit: int | None  # concurrent runs; RUNS_PER_SLOT for a GPU slot (one trains, the next waits ready)
     env: dict[str, str] = field(default_factory=dict)
 
     def command(self) -> list[str]:
@@ -85,12 +87,17 @@ def plan_workers(
     plans = []
     for index, gpu in enumerate(gpus or []):
         plans.append(
-            WorkerPlan(f"{host}-gpu{gpu}", GPU_POOL, 1, {"CUDA_VISIBLE_DEVICES": gpu, SLOT_ENV: str(first_slot + index)})
+            WorkerPlan(
+                f"{host}-gpu{gpu}", GPU_POOL, RUNS_PER_SLOT, {"CUDA_VISIBLE_DEVICES": gpu, SLOT_ENV: str(first_slot + index)}
+            )
         )
     for index in range(slots or 0):
         plans.append(
             WorkerPlan(
-                f"{host}-slot{first_slot + index}", GPU_POOL, 1, {"CUDA_VISIBLE_DEVICES": "", SLOT_ENV: str(first_slot + index)}
+                f"{host}-slot{first_slot + index}",
+                GPU_POOL,
+                RUNS_PER_SLOT,
+                {"CUDA_VISIBLE_DEVICES": "", SLOT_ENV: str(first_slot + index)},
             )
         )
     if cpu:

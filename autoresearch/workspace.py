@@ -142,9 +142,10 @@ class Workspace:
         return sorted(p.stem for p in self.state_dir.glob("*.json") if p.stem != self.tag and p.stem != "training")
 
 
-def worktree_path(root: Path, slot: int) -> Path:
-    """The persistent checkout of training slot `slot` (per-checkout .venv and caches survive)."""
-    return root / WORK_DIR / "worktrees" / f"slot-{slot}"
+def worktree_path(root: Path, slot: int, seat: int = 0) -> Path:
+    """The persistent checkout of training slot `slot` (per-checkout .venv and caches survive); a GPU
+    worker's next run gets ready in the slot's second seat while the first trains (autoresearch/slot_turn.py)."""
+    return root / WORK_DIR / "worktrees" / (f"slot-{slot}" if seat == 0 else f"slot-{slot}-seat{seat}")
 
 
 def log_path(root: Path, tag: str, iteration: int, commit: str, run: int = 0) -> Path:

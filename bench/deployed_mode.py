@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from bench.experiment import make_repo  # noqa: E402
 from bench.loops import clean_env, hard_timeout  # noqa: E402
 from bench.stack import CLI, prefect_stack  # noqa: E402
-from bench.utilisation import slot_gaps  # noqa: E402
+from bench.utilisation import slot_gaps, trainings_of  # noqa: E402
 
 
 def sh(*args: str, env: dict) -> str:
@@ -108,7 +108,11 @@ def measure(args: argparse.Namespace, sequential_wall: float, parallel_wall: flo
     per_iteration = [(run.end_time - run.start_time).total_seconds() for run in sequential]
     # deployed mode keeps the next training queued (the window), so what the loop costs a GPU per iteration
     # is the gap on its slot between one training's end and the next one's start (bench/utilisation.py)
-    gaps = [gap["gap"] for gap in slot_gaps(sorted(trainings[1 : args.iterations + 1], key=lambda r: r.start_time))]
+    measured = {t.name: t for t in trainings_of("seq")}
+    gaps = [
+        gap["gap"]
+        for gap in slot_gaps(sorted((measured[r.name] for r in trainings[1 : args.iterations + 1]), key=lambda t: t.started))
+    ]
     round_trainings = trainings[args.iterations + 1 :]
     round_wall = (max(r.end_time for r in rounds) - min(r.start_time for r in rounds)).total_seconds()
     train_busy = sum((r.end_time - r.start_time).total_seconds() for r in round_trainings)

@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from bench.experiment import make_repo  # noqa: E402
 from bench.loops import clean_env  # noqa: E402
 from bench.stack import CLI, prefect_stack  # noqa: E402
+from bench.utilisation import trainings_of, utilisation  # noqa: E402
 
 SLOTS = 2
 MAX_TRAIN_SECONDS = 5.0
@@ -96,8 +97,6 @@ def measure(repo: Path, iterations: int, wall: float) -> dict:
     rows = ledger.read(repo / "results.tsv", "val_bpb")
     iteration_runs, trainings = find("experiment-iteration", "soak"), find("train-on-gpu", "soak")
     seconds = lambda run: (run.end_time - run.start_time).total_seconds()  # noqa: E731
-    first, last = min(r.start_time for r in trainings), max(r.end_time for r in trainings)
-    span = (last - first).total_seconds()
     by_iteration = {run.name.split(" · ")[1]: seconds(run) for run in trainings}
     overheads = [seconds(run) - by_iteration.get(run.name.split(" · ")[1], 0.0) for run in iteration_runs]
     fsck = subprocess.run(["git", "fsck", "--no-progress"], cwd=repo, capture_output=True, text=True)
@@ -113,7 +112,7 @@ def measure(repo: Path, iterations: int, wall: float) -> dict:
         "every_row_has_its_runs": len(iteration_runs) == len(rows) == len(trainings),
         "wall_s": round(wall, 1),
         "training_s": round(sum(seconds(r) for r in trainings), 1),
-        "slot_utilisation": round(sum(seconds(r) for r in trainings) / (SLOTS * span), 3),
+        "slot_utilisation": utilisation(trainings_of("soak"), SLOTS),  # from each training's own start/end
         "overhead_per_iteration_s_median": round(median(overheads), 2),
         "overhead_per_iteration_s_max": round(max(overheads), 2),
     }

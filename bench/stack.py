@@ -36,6 +36,7 @@ def prefect_stack(
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_LEVEL": "WARNING",
         "PREFECT_WORKER_QUERY_SECONDS": str(query_seconds),
+        "AUTORESEARCH_HOME": str(workdir / "home"),  # the workers' slot locks and clones
     }
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "start_new_session": True, "env": env}
     database = {"PREFECT_API_DATABASE_CONNECTION_URL": database_url} if database_url else {}

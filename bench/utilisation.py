@@ -6,11 +6,13 @@ One throwaway stack (bench/stack.py: `prefect server`, `autoresearch deploy`, `a
 runs one deployed loop per (budget, proposer); `slow` is bench/slow_proposer.py (20 s per idea), installed as
 an entry point the workers' processes find through PYTHONPATH. `--long` adds the 300 s budget.
 
-Measured from the `train-on-gpu` runs' own start/end timestamps (the API's, not the loop's):
-- utilisation = sum of training run seconds / (slots x wall), wall from the first candidate training's start
+Measured from each training's own start/end (the report every `train-on-gpu` run sends back through the API;
+a slot's next run starts before the slot frees and waits for it, so the runs' own timestamps overlap):
+- utilisation = sum of training seconds / (slots x wall), wall from the first candidate training's start
   to the last one's end (the baseline trains alone by protocol: `whole` counts it too);
-- slot gap = seconds between one training's end and the next one's start on the same slot worker: what the
-  orchestration costs a GPU per iteration (pickup poll, process start-up, API round-trips).
+- slot gap = seconds between one training's end and the next one's start on the same slot: what the
+  orchestration costs a GPU per iteration; `ready` = the share of those hand-overs where the next run's
+  process was already up (Running) when the slot freed.
 Prints a table and writes bench/results/utilisation.json.
 """
 
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
 
@@ -89,67 +92,81 @@ def one_loop(work: Path, env: dict, budget: float, iterations: int, proposer: st
     }
 
 
-def measure(tag: str, budget: float) -> dict:
+@dataclass(frozen=True)
+class Training:
+    """One training as the GPU saw it (the report's own clock) and its run as the API saw it."""
+
+    name: str
+    worker: str  # the slot's worker
+    started: float  # the training process started (unix time)
+    ended: float
+    run_started: float  # the train-on-gpu run went Running: its process was up, checking out, waiting for the slot
+
+    @property
+    def seconds(self) -> float:
+        return self.ended - self.started
+
+
+def trainings_of(tag: str) -> list[Training]:
+    """The completed trainings of loop `tag`, in the order they started training."""
+    from autoresearch import train_report
     from autoresearch.runs import find
 
-    trainings = sorted(find("train-on-gpu", tag), key=lambda run: run.start_time)
-    seconds = lambda run: (run.end_time - run.start_time).total_seconds()  # noqa: E731
-    candidates = [run for run in trainings if " · iter 0000 · " not in run.name]
-    span = (max(r.end_time for r in candidates) - min(r.start_time for r in candidates)).total_seconds()
-    whole = (max(r.end_time for r in trainings) - min(r.start_time for r in trainings)).total_seconds()
+    found = []
+    for run in find("train-on-gpu", tag):
+        if run.state is None or not run.state.is_completed():
+            continue
+        report = train_report.fetch(run.id)
+        worker = (run.labels or {}).get("prefect.worker.name", "?")
+        found.append(Training(run.name, worker, report.started_at, report.ended_at, run.start_time.timestamp()))
+    return sorted(found, key=lambda t: t.started)
+
+
+def utilisation(trainings: list[Training], slots: int = SLOTS) -> float:
+    """Sum of training seconds / (slots x wall), wall from the first training's start to the last one's end."""
+    wall = max(t.ended for t in trainings) - min(t.started for t in trainings)
+    return round(sum(t.seconds for t in trainings) / (slots * wall), 3)
+
+
+def slot_gaps(trainings: list[Training]) -> list[dict[str, float]]:
+    """Per slot, from one training's end to the next one's start (`gap`: what the orchestration costs a GPU
+    per iteration) and whether the next run's process was already up when the slot freed (`ready`)."""
+    by_slot: dict[str, list[Training]] = {}
+    for training in trainings:
+        by_slot.setdefault(training.worker, []).append(training)
+    return [
+        {"gap": b.started - a.ended, "ready": float(b.run_started <= a.ended)}
+        for mine in by_slot.values()
+        for a, b in zip(mine, mine[1:], strict=False)
+    ]
+
+
+def measure(tag: str, budget: float) -> dict:
+    trainings = trainings_of(tag)
+    candidates = [t for t in trainings if " · iter 0000 · " not in t.name]
     gaps = slot_gaps(candidates)
     med = lambda values: round(median(values), 2) if values else None  # noqa: E731
     return {
         "trainings": len(trainings),
-        "utilisation": round(sum(map(seconds, candidates)) / (SLOTS * span), 3),
-        "utilisation_whole": round(sum(map(seconds, trainings)) / (SLOTS * whole), 3),
+        "utilisation": utilisation(candidates),
+        "utilisation_whole": utilisation(trainings),
         "slot_gap_s_median": med([g["gap"] for g in gaps]),
         "slot_gap_s_max": round(max(g["gap"] for g in gaps), 2) if gaps else None,
-        "gap_pickup_s_median": med([g["pickup"] for g in gaps]),
-        "gap_startup_s_median": med([g["startup"] for g in gaps]),
-        "in_run_beyond_training_s_median": med([seconds(run) - budget for run in candidates]),
+        "next_ready_share": round(sum(g["ready"] for g in gaps) / len(gaps), 2) if gaps else None,
+        "training_beyond_budget_s_median": med([t.seconds - budget for t in candidates]),
     }
-
-
-def slot_gaps(trainings: list) -> list[dict[str, float]]:
-    """Per slot worker, from one training's end to the next one's start: `pickup` (the previous process
-    exits, the worker polls and submits the next run: Pending) and `startup` (Pending to Running: a new
-    Python process imports Prefect and the flow, the engine sets the run Running)."""
-    by_slot: dict[str, list] = {}
-    for run in trainings:
-        by_slot.setdefault((run.labels or {}).get("prefect.worker.name", "?"), []).append(run)
-    gaps = []
-    for runs in by_slot.values():
-        for a, b in zip(runs, runs[1:], strict=False):
-            pending = _pending_time(b.id) or b.start_time
-            gaps.append(
-                {
-                    "gap": (b.start_time - a.end_time).total_seconds(),
-                    "pickup": (pending - a.end_time).total_seconds(),
-                    "startup": (b.start_time - pending).total_seconds(),
-                }
-            )
-    return gaps
-
-
-def _pending_time(run_id):
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        states = client.read_flow_run_states(run_id)
-    return next((state.timestamp for state in states if state.type.value == "PENDING"), None)
 
 
 def row(r: dict) -> str:
     return (
         f"{r['budget_s']:>7g}{r['proposer']:>9}{r['iterations']:>6}{r['utilisation']:>13.3f}{r['utilisation_whole']:>8.3f}"
-        f"{r['slot_gap_s_median']!s:>11}{r['gap_pickup_s_median']!s:>9}{r['gap_startup_s_median']!s:>9}"
-        f"{r['in_run_beyond_training_s_median']!s:>9}{r['command_wall_s']:>9}{r['load']:>6}"
+        f"{r['slot_gap_s_median']!s:>11}{r['slot_gap_s_max']!s:>9}{r['next_ready_share']!s:>7}"
+        f"{r['training_beyond_budget_s_median']!s:>9}{r['command_wall_s']:>9}{r['load']:>6}"
     )
 
 
 def table(results: list[dict]) -> str:
-    head = f"{'budget':>7}{'proposer':>9}{'ideas':>6}{'utilisation':>13}{'whole':>8}{'gap med s':>11}{'pickup':>9}{'startup':>9}{'in-run':>9}{'wall s':>9}{'load':>6}"
+    head = f"{'budget':>7}{'proposer':>9}{'ideas':>6}{'utilisation':>13}{'whole':>8}{'gap med s':>11}{'max':>9}{'ready':>7}{'beyond':>9}{'wall s':>9}{'load':>6}"
     return "\n".join([head, *map(row, results)])
 
 

@@ -39,6 +39,7 @@ os.environ.update(
         # the loop's own lines (resume notes, the summary) are INFO and must reach the API, as with Prefect's defaults
         "PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL": "INFO",
         "AUTORESEARCH_CACHE": str(SESSION_DIR / "tiny-cache"),
+        "AUTORESEARCH_HOME": str(SESSION_DIR / "home"),  # workers' clones and slot locks: this session's own
         "GIT_AUTHOR_NAME": "test",
         "GIT_AUTHOR_EMAIL": "test@example.com",
         "GIT_COMMITTER_NAME": "test",

@@ -16,7 +16,7 @@ from autoresearch.deployments.definitions import DEPLOYMENTS, RESEARCH_LOOP
 from conftest import FAST_TRAIN, SESSION_DIR, cli, git, make_repo
 from prefect.client.orchestration import get_client
 
-from autoresearch import ledger, runs
+from autoresearch import ledger, runs, train_report
 from autoresearch.workspace import Workspace
 
 WORKER_HOME = SESSION_DIR / "worker-home"  # where GPU workers keep their clones of remote repos
@@ -124,8 +124,12 @@ DELTA = 4
 EPSILON = 5
 
 ORIGINAL = (1, 2, 3, 4, 5)
-time.sleep(float(os.environ.get("FAKE_TRAIN_SECONDS", "0")))
 changed = sum(a != b for a, b in zip((ALPHA, BETA, GAMMA, DELTA, EPSILON), ORIGINAL))
+go = os.environ.get("FAKE_GO")  # candidates wait for the test's go (the baseline does not)
+waited_until = time.time() + 600
+while changed and go and not os.path.exists(go) and time.time() < waited_until:
+    time.sleep(0.2)
+time.sleep(float(os.environ.get("FAKE_TRAIN_SECONDS", "0")))
 print("---")
 print(f"val_bpb:          {1.0 - 0.01 * changed:.6f}")
 print("peak_vram_mb:     1024.0")
@@ -135,16 +139,29 @@ print("peak_vram_mb:     1024.0")
 @pytest.mark.timeout(600)
 def test_the_window_queues_the_next_candidates_while_both_slots_train(workers, tmp_path):
     """--parallel 2: four candidates in flight after the baseline, so a slot's next training is queued
-    while it trains. Every edit helps here, so the first of a window keeps and the others, judged against
-    the baseline they started from, keep too: they are logged as discards naming the keep that moved the branch."""
+    while it trains, its process started and waiting for the slot. Every edit helps here, so the first of a
+    window keeps and the others, judged against the baseline they started from, keep too: they are logged
+    as discards naming the keep that moved the branch."""
+    go = tmp_path / "go"
     repo = make_repo(
         tmp_path / "exp",
         train=EVERY_EDIT_HELPS,
-        config=f'command = "FAKE_TRAIN_SECONDS=20 {{python}} train.py"\ndata_check = "{tmp_path}"\ntimeout_seconds = 90\n',
+        config=f'command = "FAKE_GO={go} FAKE_TRAIN_SECONDS=5 {{python}} train.py"\ndata_check = "{tmp_path}"\n'
+        "timeout_seconds = 90\n",
     )
-    result = run_deployed(repo, "--tag", "win", "--iterations", "6", "--parallel", "2", timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "ran 6 iterations" in result.stdout
+    loop = subprocess.Popen(
+        [sys.executable, "-m", "autoresearch.cli", "run", "--deployed", "--wait", "--repo", str(repo), "--tag", "win"]
+        + ["--iterations", "6", "--parallel", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    # the first four candidates all get a run on a slot: two train (held at the go), two wait for their slot
+    _wait_for(lambda: len([r for r in flow_runs("train-on-gpu", "win") if r.state.is_running()]) == 4 or None, 420)
+    go.touch()
+    output, _ = loop.communicate(timeout=420)
+    assert loop.returncode == 0, output
+    assert "ran 6 iterations" in output
     rows = check_invariants(repo, "win", 7)
     trainings = sorted(flow_runs("train-on-gpu", "win"), key=lambda run: run.name)
     assert sorted(run.name.rsplit(" ", 1)[1] for run in trainings) == sorted(row.commit for row in rows)
@@ -152,7 +169,15 @@ def test_the_window_queues_the_next_candidates_while_both_slots_train(workers, t
     # the window: the trainings of candidates 3 and 4 were queued before both slots finished 1 and 2
     first, second, third, fourth = trainings[1:5]
     assert max(third.created, fourth.created) < max(first.end_time, second.end_time)
-    assert _most_at_once(trainings) == 2, "two slots, two trainings at a time"
+    reports = {run.id: train_report.fetch(run.id) for run in trainings}
+    spans = [(report.started_at, report.ended_at) for report in reports.values()]
+    assert _most_at_once(spans) == 2, "two slots, two trainings at a time"
+    for slot in (0, 1):  # the hand-over: a slot's next run was started and ready before its training ended
+        mine = sorted((r for r in trainings if reports[r.id].slot == slot), key=lambda r: reports[r.id].started_at)
+        assert _most_at_once([(reports[r.id].started_at, reports[r.id].ended_at) for r in mine]) == 1
+        handovers = [(b.start_time.timestamp() - reports[a.id].ended_at) for a, b in zip(mine, mine[1:], strict=False)]
+        assert any(ahead < 0 for ahead in handovers), f"slot {slot}: next run started (s after the slot freed) {handovers}"
+        assert any(reports[r.id].waited_seconds > 0 for r in mine), "no run waited ready for its slot"
     reasons = Workspace(repo, "win").recorded("reasons")
     assert [row.status for row in rows[:2]] == ["keep", "keep"]
     for row in rows[2:5]:  # started from the baseline, judged after iteration 1 moved the branch
@@ -163,8 +188,8 @@ def test_the_window_queues_the_next_candidates_while_both_slots_train(workers, t
     assert int(git(repo, "rev-list", "--count", "--merges", "autoresearch/win")) == 0
 
 
-def _most_at_once(trainings: list) -> int:
-    edges = sorted([(run.start_time, 1) for run in trainings] + [(run.end_time, -1) for run in trainings])
+def _most_at_once(spans: list[tuple[float, float]]) -> int:
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
     running = most = 0
     for _, step in edges:
         running += step

@@ -14,8 +14,8 @@ from autoresearch.worker import parse_gpus, plan_workers
 def test_one_worker_per_gpu_with_its_device_and_slot_plus_a_cpu_worker():
     plans = plan_workers(["0", "1"], None, cpu=True, host="box")
     assert [(p.name, p.pool, p.limit) for p in plans] == [
-        ("box-gpu0", "gpu", 1),
-        ("box-gpu1", "gpu", 1),
+        ("box-gpu0", "gpu", 2),
+        ("box-gpu1", "gpu", 2),
         ("box-cpu", "cpu", None),
     ]
     assert plans[1].env == {"CUDA_VISIBLE_DEVICES": "1", "AUTORESEARCH_SLOT": "1"}
