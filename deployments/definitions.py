@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CPU_POOL = "cpu"  # runs research-loop and experiment-iteration: cheap, many at a time
-GPU_POOL = "gpu"  # runs train-on-gpu: one worker per GPU slot, one run at a time each
+GPU_POOL = "gpu"  # runs train-on-gpu: one worker per GPU slot, one training at a time each (the next one waits ready)
 DEPLOYMENT_NAME = "default"
 
 
