@@ -187,7 +187,7 @@ class LoopState(BaseModel):
     rows: list[LedgerRow] = []
     noise_repeats: int = 0
     can_fix: bool = False  # the proposer can repair crashes
-    in_flight: Resumed | None = None  # only until the first round
+    in_flight: Resumed | None = None  # only until it is trained again (the first iteration after a resume)
     done: int = 0  # iterations that count toward --iterations
     iterations: int | None = None
     parallel: int = 1  # GPU slots (deployed mode)
@@ -207,17 +207,13 @@ class Stop(BaseModel):
     reason: str
 
 
-class Round(BaseModel):
-    kinds: list[Kind]
-
-
-def next_step(state: LoopState, last: Iteration | None = None, outcome: IterationOutcome | None = None) -> Round | Stop:
+def next_step(state: LoopState, last: Iteration | None = None, outcome: IterationOutcome | None = None) -> Kind | Stop:
     """Local mode, one at a time: a baseline, a resumed commit, a noise repeat, a fix, or a new idea (or stop)."""
     kind = _next_kind(state, last, outcome)
     if not isinstance(kind, Idea):  # not a new idea: runs whatever the limits say
-        return Round(kinds=[kind])
+        return kind
     limit = _limit(state)
-    return Stop(reason=limit) if limit else Round(kinds=[kind])
+    return Stop(reason=limit) if limit else kind
 
 
 def next_candidate(state: LoopState) -> Kind | Stop | None:
@@ -280,36 +276,32 @@ def fix_of(last: Iteration, outcome: IterationOutcome) -> CrashInfo | None:
     )
 
 
-def after_round(
-    state: LoopState, ran: list[Iteration], baseline_commit: str, baseline_value: float | None, rows: list[LedgerRow]
+def logged(
+    state: LoopState, ran: Iteration, baseline_commit: str, baseline_value: float | None, rows: list[LedgerRow]
 ) -> LoopState:
-    """The state once a round is logged: its rows, the new baseline, the count toward --iterations."""
+    """Local mode: the state once `ran` is logged: its row, the new baseline, the count toward --iterations."""
     return state.model_copy(
         update={
-            "next_iteration": ran[-1].iteration + 1,
+            "next_iteration": ran.iteration + 1,
             "baseline_commit": baseline_commit,
             "baseline_value": baseline_value,
             "rows": rows,
             "in_flight": None,
-            "done": state.done + sum(it.counts for it in ran),
+            "done": state.done + ran.counts,
         }
     )
 
 
-def build_round(context: LoopContext, state: LoopState, step: Round) -> list[Iteration]:
+def build_next(context: LoopContext, state: LoopState, kind: Kind) -> Iteration:
     """Local mode: the next iteration, numbered from the next row, judged against the last keep."""
-    sigma = noise.sigma(state.rows)
-    return [
-        Iteration(
-            loop=context,
-            iteration=state.next_iteration + k,
-            baseline_commit=state.baseline_commit,
-            baseline_value=state.baseline_value,
-            sigma=sigma,
-            kind=kind,
-        )
-        for k, kind in enumerate(step.kinds)
-    ]
+    return Iteration(
+        loop=context,
+        iteration=state.next_iteration,
+        baseline_commit=state.baseline_commit,
+        baseline_value=state.baseline_value,
+        sigma=noise.sigma(state.rows),
+        kind=kind,
+    )
 
 
 def build_candidate(context: LoopContext, state: LoopState, kind: Kind) -> Iteration:

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from bench.experiment import make_repo  # noqa: E402
 from bench.loops import clean_env  # noqa: E402
 from bench.stack import CLI, prefect_stack  # noqa: E402
-from bench.utilisation import trainings_of, utilisation  # noqa: E402
+from bench.utilisation import slot_gaps, trainings_of, utilisation  # noqa: E402
 
 SLOTS = 2
 MAX_TRAIN_SECONDS = 5.0
@@ -99,6 +99,7 @@ def measure(repo: Path, iterations: int, wall: float) -> dict:
     seconds = lambda run: (run.end_time - run.start_time).total_seconds()  # noqa: E731
     by_iteration = {run.name.split(" · ")[1]: seconds(run) for run in trainings}
     overheads = [seconds(run) - by_iteration.get(run.name.split(" · ")[1], 0.0) for run in iteration_runs]
+    measured = trainings_of("soak")
     fsck = subprocess.run(["git", "fsck", "--no-progress"], cwd=repo, capture_output=True, text=True)
     tip = subprocess.run(["git", "rev-parse", "--short=7", "autoresearch/soak"], cwd=repo, capture_output=True, text=True)
     return {
@@ -111,8 +112,9 @@ def measure(repo: Path, iterations: int, wall: float) -> dict:
         "train_runs_in_api": len(trainings),
         "every_row_has_its_runs": len(iteration_runs) == len(rows) == len(trainings),
         "wall_s": round(wall, 1),
-        "training_s": round(sum(seconds(r) for r in trainings), 1),
-        "slot_utilisation": utilisation(trainings_of("soak"), SLOTS),  # from each training's own start/end
+        "training_s": round(sum(t.seconds for t in measured), 1),
+        "slot_utilisation": utilisation(measured, SLOTS),  # from each training's own start/end
+        "slot_gap_s_median": round(median(gap["gap"] for gap in slot_gaps(measured)), 2),
         "overhead_per_iteration_s_median": round(median(overheads), 2),
         "overhead_per_iteration_s_max": round(max(overheads), 2),
     }

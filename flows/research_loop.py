@@ -31,11 +31,11 @@ from autoresearch.iteration import (
     LoopContext,
     LoopState,
     Stop,
-    after_round,
     arrived,
     build_candidate,
-    build_round,
+    build_next,
     decided,
+    logged,
     next_candidate,
     next_step,
     resumed,
@@ -175,16 +175,15 @@ def _iterate(
         step = next_step(state, last, outcome)
         if isinstance(step, Stop):
             return state.done, step.reason
-        candidates = _prefetch_only_if_needed(build_round(context, state, step), state, stop_at, last_training)
+        last = _prefetch_only_if_needed(build_next(context, state, step), state, stop_at, last_training)
         try:
-            outcomes = [experiment_iteration(spec) for spec in candidates]
+            outcome = experiment_iteration(last)
         except ProposerExhausted as exc:
             return state.done, str(exc)
         forget_finished_runs()  # flat memory over thousands of iterations (autoresearch/prefect_tuning.py)
-        _stop_if_the_baseline_crashed(ws, candidates[0], outcomes[0])
-        last, outcome = candidates[-1], outcomes[-1]
-        last_training = max(o.training_seconds for o in outcomes)
-        state = after_round(state, candidates, outcome.baseline_commit, outcome.baseline_value, _rows(ws))
+        _stop_if_the_baseline_crashed(ws, last, outcome)
+        last_training = outcome.training_seconds
+        state = logged(state, last, outcome.baseline_commit, outcome.baseline_value, _rows(ws))
 
 
 def _pipeline(
@@ -231,14 +230,11 @@ def _judged(spec: Iteration, run_id: UUID, outcome: IterationOutcome, tip: str) 
     return logged
 
 
-def _prefetch_only_if_needed(
-    candidates: list[Iteration], state: LoopState, stop_at: float | None, last_training: float
-) -> list[Iteration]:
+def _prefetch_only_if_needed(it: Iteration, state: LoopState, stop_at: float | None, last_training: float) -> Iteration:
     """No proposal ahead of time for an iteration that will not run (past --iterations or --stop-after)."""
-    done_after = state.done + sum(it.counts for it in candidates)
-    if worth_prefetching(state.iterations, done_after, stop_at, time.monotonic(), last_training):
-        return candidates
-    return [it.model_copy(update={"loop": it.loop.model_copy(update={"prefetch": False})}) for it in candidates]
+    if worth_prefetching(state.iterations, state.done + it.counts, stop_at, time.monotonic(), last_training):
+        return it
+    return it.model_copy(update={"loop": it.loop.model_copy(update={"prefetch": False})})
 
 
 def _stop_if_the_baseline_crashed(ws: Workspace, spec: Iteration, outcome: IterationOutcome) -> None:

@@ -18,13 +18,12 @@ from autoresearch.iteration import (
     LoopState,
     NoiseRepeat,
     Resumed,
-    Round,
     Stop,
-    after_round,
     arrived,
     build_candidate,
-    build_round,
+    build_next,
     decided,
+    logged,
     next_candidate,
     next_step,
     resumed,
@@ -132,15 +131,15 @@ def test_next_step(name, loop, last_kind, last_outcome, expected):
     if isinstance(expected, str):
         assert step == Stop(reason=expected)
     else:
-        assert isinstance(step, Round) and [kind.kind for kind in step.kinds] == expected
+        assert not isinstance(step, Stop) and [step.kind] == expected
 
 
 def test_a_fix_builds_on_the_crash_and_keeps_the_original_idea():
     first = next_step(state(WITH_IDEA), iteration(Idea()), outcome("crash", description="wider MLP"))
-    [fix] = first.kinds
+    fix = first
     assert fix.crash == CrashInfo(commit=CRASHED, iteration=3, description="wider MLP", reason="exit code 1", attempt=1)
     again = next_step(state(WITH_IDEA), iteration(fix), outcome("crash", description="fix of ccccccc: wider MLP"))
-    assert again.kinds[0].crash.attempt == 2 and again.kinds[0].crash.description == "wider MLP"
+    assert again.crash.attempt == 2 and again.crash.description == "wider MLP"
     assert iteration(fix).parent_commit == CRASHED
 
 
@@ -165,9 +164,9 @@ def test_illegal_iterations_cannot_be_built(fields, message):
 
 def test_local_iterations_are_numbered_from_the_next_row_and_counted_after():
     loop = state(WITH_IDEA, iterations=10)
-    ran = build_round(CONTEXT, loop, Round(kinds=[Idea()]))
-    assert [it.iteration for it in ran] == [2] and not ran[0].candidate
-    later = after_round(loop, ran, "f" * 40, 0.8, [*WITH_IDEA, row("x")])
+    ran = build_next(CONTEXT, loop, Idea())
+    assert ran.iteration == 2 and not ran.candidate
+    later = logged(loop, ran, "f" * 40, 0.8, [*WITH_IDEA, row("x")])
     assert (later.next_iteration, later.done, later.baseline_commit, later.baseline_value) == (3, 1, "f" * 40, 0.8)
 
 
