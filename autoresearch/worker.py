@@ -24,6 +24,10 @@ from autoresearch.supervisor import signal_on_parent_death
 from autoresearch.training_job import SLOT_ENV
 
 STOP_WAIT_SECONDS = 10.0
+# The workers and the runs they start (the loop, its iterations, trainings) ride out a server that answers
+# 503 for minutes (SQLite busy under many slots): Prefect's client retries 2, 4, ... 256 s (~8.5 min in all)
+# instead of its default 5 retries (~1 min). A value in the worker's own environment wins.
+PATIENT_CLIENT = {"PREFECT_CLIENT_MAX_RETRIES": "8"}
 RESTART_DELAY_SECONDS = 2.0
 _GPU_ID = re.compile(r"^(\d+|GPU-[0-9a-fA-F-]+|MIG-[0-9a-fA-F-]+)$")
 
@@ -107,6 +111,14 @@ def plan_workers(
     return plans
 
 
+def worker_env(plan: WorkerPlan, inherited: dict[str, str], query_seconds: float | None = None) -> dict[str, str]:
+    """The worker's environment (its runs inherit it): a patient Prefect client unless set, the slot's variables."""
+    env = {**PATIENT_CLIENT, **inherited, **plan.env}
+    if query_seconds:
+        env["PREFECT_WORKER_QUERY_SECONDS"] = str(query_seconds)
+    return env
+
+
 class WorkerGroup:
     def __init__(self, plans: list[WorkerPlan], query_seconds: float | None = None, echo=print) -> None:
         self.plans = plans
@@ -116,9 +128,7 @@ class WorkerGroup:
         self.stopping = False
 
     def _start(self, plan: WorkerPlan) -> None:
-        env = {**os.environ, **plan.env}
-        if self.query_seconds:
-            env["PREFECT_WORKER_QUERY_SECONDS"] = str(self.query_seconds)
+        env = worker_env(plan, dict(os.environ), self.query_seconds)
         self.processes[plan.name] = subprocess.Popen(
             plan.command(), env=env, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=signal_on_parent_death
         )

@@ -8,7 +8,7 @@ from autoresearch.config import parse_duration
 from autoresearch.errors import UserError
 from autoresearch.models import Decision
 from autoresearch.rounds import still_applies
-from autoresearch.worker import parse_gpus, plan_workers
+from autoresearch.worker import parse_gpus, plan_workers, worker_env
 
 
 def test_one_worker_per_gpu_with_its_device_and_slot_plus_a_cpu_worker():
@@ -20,6 +20,14 @@ def test_one_worker_per_gpu_with_its_device_and_slot_plus_a_cpu_worker():
     ]
     assert plans[1].env == {"CUDA_VISIBLE_DEVICES": "1", "AUTORESEARCH_SLOT": "1"}
     assert "--limit" in plans[0].command() and "--limit" not in plans[2].command()
+
+
+def test_workers_and_their_runs_get_a_patient_prefect_client_unless_the_user_set_one():
+    [plan] = plan_workers(None, 1, cpu=False, host="box")
+    env = worker_env(plan, {"PATH": "/bin"}, query_seconds=1)
+    assert env["PREFECT_CLIENT_MAX_RETRIES"] == "8" and env["PREFECT_WORKER_QUERY_SECONDS"] == "1"
+    assert env["AUTORESEARCH_SLOT"] == "0" and env["PATH"] == "/bin"
+    assert worker_env(plan, {"PREFECT_CLIENT_MAX_RETRIES": "3"})["PREFECT_CLIENT_MAX_RETRIES"] == "3"
 
 
 def test_cpu_slots_hide_the_gpus_and_can_start_at_another_number():
