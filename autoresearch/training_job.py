@@ -14,6 +14,7 @@ import hashlib
 import os
 import socket
 import sys
+import threading
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -151,8 +152,17 @@ def _tail(path: Path, limit: int) -> str:
 
 
 def _link(link: Path, target: Path) -> None:
-    """`tail -f run.log` in the repo root keeps working, as in karpathy's setup (never over a real file)."""
-    if link.is_symlink():
-        link.unlink()
-    if not link.exists():
-        link.symlink_to(target)
+    """`tail -f run.log` in the repo root keeps working, as in karpathy's setup (never over a real file).
+
+    Several trainings of one repo (slots, and a slot's next run) move it at once: the new link is made
+    under a name of this thread's and renamed over the old one, which is atomic; a convenience, it never
+    fails a training."""
+    if link.exists() and not link.is_symlink():
+        return
+    temp = link.with_name(f".{link.name}.{os.getpid()}.{threading.get_ident()}")
+    try:
+        temp.unlink(missing_ok=True)
+        temp.symlink_to(target)
+        os.replace(temp, link)
+    except OSError:
+        temp.unlink(missing_ok=True)

@@ -95,7 +95,8 @@ def measure(repo: Path, iterations: int, wall: float) -> dict:
     from autoresearch.runs import find
 
     rows = ledger.read(repo / "results.tsv", "val_bpb")
-    iteration_runs, trainings = find("experiment-iteration", "soak"), find("train-on-gpu", "soak")
+    ran = lambda run: run.state is not None and run.state.is_completed()  # noqa: E731  (not the one that found no idea)
+    iteration_runs, trainings = (list(filter(ran, find(flow, "soak"))) for flow in ("experiment-iteration", "train-on-gpu"))
     seconds = lambda run: (run.end_time - run.start_time).total_seconds()  # noqa: E731
     by_iteration = {run.name.split(" · ")[1]: seconds(run) for run in trainings}
     overheads = [seconds(run) - by_iteration.get(run.name.split(" · ")[1], 0.0) for run in iteration_runs]
