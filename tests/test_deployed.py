@@ -55,6 +55,7 @@ def run_deployed(repo: Path, *args: str, timeout: float = 300) -> subprocess.Com
 
 
 flow_runs = runs.find
+pytestmark = pytest.mark.slow  # a real server, workers and deployment runs: minutes
 
 
 def check_invariants(repo: Path, tag: str, expected_rows: int) -> list[ledger.LedgerRow]:
