@@ -43,6 +43,7 @@ class SlotTurn:
     def __init__(self, slot: int, directory: Path | None = None) -> None:
         self.slot = slot
         self.directory = directory or home() / "slots"
+        self.directory.mkdir(parents=True, exist_ok=True)  # once, not at every 50 ms try
 
     @contextmanager
     def seat(self) -> Iterator[int]:
@@ -80,7 +81,6 @@ class SlotTurn:
 
 
 def _try_lock(path: Path) -> int | None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
